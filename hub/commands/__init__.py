@@ -1,0 +1,1 @@
+"""One module per command group; `hub.cli` registers every module found here."""

@@ -1,0 +1,43 @@
+"""Helpers shared by CLI commands: settings, clear errors, async entry."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from hub.config import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def database_url(s: Settings, *, for_migrations: bool = False) -> str:
+    url = (s.migrate_database_url if for_migrations and s.migrate_database_url else s.database_url)
+    if url is None:
+        fail("HUB_DATABASE_URL is not set. Point it at Postgres (postgresql://user@host:5432/db), "
+             "or start the embedded runtime with `hub run` and use the address it prints.")
+    return url.get_secret_value()
+
+
+def kafka_bootstrap(s: Settings) -> str:
+    if not s.kafka_bootstrap:
+        fail("HUB_KAFKA_BOOTSTRAP is not set. Point it at Kafka (host:9092), "
+             "or start the embedded runtime with `hub run` and use the address it prints.")
+    return s.kafka_bootstrap
+
+
+def run(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)

@@ -1,0 +1,81 @@
+"""`hub run`: the hub's main job. Without servers configured it brings its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from pathlib import Path
+
+import typer
+from pydantic import SecretStr
+
+from hub.commands._common import console, fail, settings
+from hub.config import Settings
+from hub.logs import configure_logging
+from hub.migrate import apply_migrations
+from hub.rules import RulesError, load_rules
+from hub.runtime import SchemaNotReady, run_until_signalled
+
+
+@contextlib.contextmanager
+def embedded_services(s: Settings):
+    """Start the embedded broker and/or Postgres for whichever of the two is not configured."""
+    from hub.embedded import EmbeddedStartError, PortInUseError, start_broker, start_postgres
+
+    with contextlib.ExitStack() as stack:
+        try:
+            if s.database_url is None:
+                pg = stack.enter_context(start_postgres(Path(s.data_dir) / "postgres", s.embedded_postgres_port or None))
+                s = s.model_copy(update={"database_url": SecretStr(pg.dsn)})
+                console.print(f"embedded Postgres 18: [bold]{pg.dsn}[/] (data in {pg.data_dir})")
+            if s.kafka_bootstrap is None:
+                broker = stack.enter_context(start_broker(s.embedded_kafka_port or None, Path(s.data_dir) / "logs"))
+                s = s.model_copy(update={"kafka_bootstrap": broker.bootstrap, "kafka_idempotence": False})
+                console.print(f"embedded Kafka-protocol broker (Tansu): [bold]{broker.bootstrap}[/]")
+                console.print("[yellow]note:[/] the embedded broker keeps messages in memory only; "
+                              "they are gone when `hub run` stops (Postgres data stays).")
+        except (PortInUseError, EmbeddedStartError) as exc:
+            fail(str(exc))
+        yield s
+
+
+def print_connect_hint(s: Settings, embedded_db: bool) -> None:
+    # A configured DSN may hold a password: only the embedded one is printed.
+    db = f" HUB_DATABASE_URL={s.database_url.get_secret_value()}" if embedded_db else ""
+    console.print(f"from a second terminal:  [bold]export HUB_KAFKA_BOOTSTRAP={s.kafka_bootstrap}{db}[/]")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(name="run")
+    def run_command() -> None:
+        """Consume the three inbound topics and route them (Ctrl-C or SIGTERM stops cleanly).
+
+        With neither HUB_KAFKA_BOOTSTRAP nor HUB_DATABASE_URL set, starts an embedded broker and
+        Postgres (data in HUB_DATA_DIR, default ./.hub) and stops them on exit.
+        """
+        s = settings()
+        configure_logging(s.log_level, s.log_format)
+        try:
+            load_rules(s.rules_file)
+        except RulesError as exc:
+            fail(f"rules file refused: {exc}")
+        embedded_db, embedded_kafka = s.database_url is None, s.kafka_bootstrap is None
+        with embedded_services(s) as s:
+            if embedded_db or embedded_kafka:
+                print_connect_hint(s, embedded_db)
+            try:
+                # Only the embedded database is migrated here; a real one is migrated by its
+                # owner role with `hub migrate` (the hub's own role cannot create tables).
+                applied = asyncio.run(apply_migrations(s.database_url.get_secret_value())) if embedded_db else []
+                if applied:
+                    console.print(f"migrated the embedded database: {', '.join(applied)}")
+                asyncio.run(run_until_signalled(s))
+            except KeyboardInterrupt:
+                pass
+            except SchemaNotReady as exc:
+                fail(str(exc))
+            except OSError as exc:
+                fail(f"cannot reach Kafka or Postgres ({exc}); check HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL")
+        logging.getLogger("hub").info("hub stopped")
+

@@ -1,0 +1,86 @@
+"""Every setting of the hub, read from `HUB_*` environment variables (or a `.env` file).
+
+One class, one place: the README's configuration table mirrors this file.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    # Connections. Both unset: `hub run` starts the embedded broker and Postgres.
+    kafka_bootstrap: str | None = Field(None, description="Kafka bootstrap servers, e.g. kafka1:9092,kafka2:9092")
+    database_url: SecretStr | None = Field(None, description="Postgres DSN for the hub's own role")
+    migrate_database_url: SecretStr | None = Field(
+        None, description="Postgres DSN of the schema owner used by `hub migrate` (default: HUB_DATABASE_URL)"
+    )
+    data_dir: Path = Field(Path(".hub"), description="Where the embedded runtime keeps Postgres data and logs")
+    embedded_kafka_port: int = Field(19092, description="Port of the embedded broker (0: any free port)")
+    embedded_postgres_port: int = Field(15432, description="Port of the embedded Postgres (0: any free port)")
+
+    # Topics (contract defaults).
+    topic_shipment_events: str = "shipment.events"
+    topic_call_logs: str = "call.logs"
+    topic_carrier_updates: str = "carrier.updates"
+    topic_alerts_exceptions: str = "alerts.exceptions"
+    topic_alerts_urgent: str = "alerts.urgent-orders"
+    topic_alerts_complaints: str = "alerts.complaints"
+    topic_dead_letter: str = "hub.dead-letter"
+    topic_partitions: int = Field(6, description="Partitions of topics the hub creates itself")
+
+    consumer_group: str = "hub"
+    client_id: str = "hub"
+
+    # Kafka client.
+    kafka_idempotence: bool = Field(True, description="Idempotent producer; the embedded broker needs it off")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+    kafka_session_timeout_ms: int = 10_000
+    kafka_max_poll_interval_ms: int = 300_000
+
+    # Processing.
+    rules_file: Path | None = Field(None, description="Routing rules YAML; default: the contract's table")
+    batch_max_records: int = Field(1000, ge=1)
+    batch_timeout_ms: int = Field(50, ge=1)
+    max_message_bytes: int = Field(1024 * 1024, description="Larger values are dead-lettered as oversized")
+    graceful_timeout_s: float = 15.0
+    retry_backoff_max_s: float = 10.0
+    outbox_batch_size: int = 500
+    outbox_poll_interval_s: float = 1.0
+    db_pool_size: int = 4
+
+    # Operations.
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(9464, description="Health and /metrics endpoint; 0 turns it off")
+
+    @property
+    def embedded(self) -> bool:
+        return self.kafka_bootstrap is None and self.database_url is None
+
+    @property
+    def inbound_topics(self) -> tuple[str, str, str]:
+        return (self.topic_shipment_events, self.topic_call_logs, self.topic_carrier_updates)
+
+    @property
+    def alert_topics(self) -> tuple[str, str, str]:
+        return (self.topic_alerts_exceptions, self.topic_alerts_urgent, self.topic_alerts_complaints)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

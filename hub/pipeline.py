@@ -1,0 +1,111 @@
+"""One batch of Kafka records in, its effects committed to Postgres exactly once.
+
+decode each record -> store.apply_batch in one transaction. Transient failures (Postgres
+unreachable, deadlock, serialization) are retried with backoff for as long as it takes;
+a record Postgres refuses for its data is isolated and dead-lettered as `unprocessable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from hub.decoding import Accepted, Record, Rejected, decode_record
+from hub.rules import Rules
+from hub.store import BatchOutcome, Topics, apply_batch
+from schemas.enums import DeadLetterReason
+from schemas.inbound import InboundEvent
+
+log = logging.getLogger("hub.pipeline")
+
+# SQLSTATE classes that say "this data can never be stored", as opposed to "try again later".
+_DATA_CLASSES = ("22", "23", "54")
+
+
+class Stopping(Exception):
+    """The hub is shutting down while a batch could not be stored; nothing was committed."""
+
+
+def is_data_error(exc: BaseException) -> bool:
+    state = getattr(exc, "sqlstate", None) or ""
+    return isinstance(exc, asyncpg.PostgresError) and state[:2] in _DATA_CLASSES
+
+
+@dataclass
+class Pipeline:
+    pool: asyncpg.Pool
+    rules: Rules
+    models: dict[str, type[InboundEvent]]  # topic -> model
+    topics: Topics
+    max_message_bytes: int
+    backoff_max_s: float = 10.0
+    stopping: Callable[[], bool] = lambda: False
+
+    def decode(self, records: Sequence[Record]) -> tuple[list[Accepted], list[Rejected]]:
+        accepted, rejected = [], []
+        for record in records:
+            result = decode_record(record, self.models[record.topic], self.max_message_bytes)
+            (accepted if isinstance(result, Accepted) else rejected).append(result)
+        return accepted, rejected
+
+    async def process(self, records: Sequence[Record]) -> BatchOutcome:
+        accepted, rejected = self.decode(records)
+        try:
+            outcome = await self._with_retry(accepted, rejected)
+        except asyncpg.PostgresError as exc:
+            if not is_data_error(exc):
+                raise
+            log.warning("batch refused by Postgres (%s); storing its records one by one", type(exc).__name__)
+            outcome = await self._one_by_one(accepted, rejected)
+        outcome.records = len(records)
+        return outcome
+
+    async def _with_retry(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
+        attempt = 0
+        while True:
+            try:
+                return await self._transaction(accepted, rejected)
+            except Exception as exc:  # noqa: BLE001 - classified right below
+                if is_data_error(exc):
+                    raise
+                attempt += 1
+                await self._backoff(attempt, exc)
+
+    async def _transaction(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await apply_batch(conn, accepted, rejected, self.rules, self.topics)
+
+    async def _backoff(self, attempt: int, exc: BaseException) -> None:
+        if self.stopping():
+            raise Stopping(f"stopping while Postgres is failing ({type(exc).__name__})") from exc
+        delay = min(self.backoff_max_s, 0.2 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
+        log.warning("cannot store batch (attempt %d: %s: %s); retrying in %.1fs",
+                    attempt, type(exc).__name__, _short(exc), delay)
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline and not self.stopping():
+            await asyncio.sleep(min(0.1, delay))
+
+    async def _one_by_one(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
+        total = BatchOutcome()
+        total.merge(await self._with_retry([], rejected))
+        for item in accepted:
+            try:
+                total.merge(await self._with_retry([item], []))
+            except asyncpg.PostgresError as exc:
+                if not is_data_error(exc):
+                    raise
+                refused = Rejected(item.record, DeadLetterReason.UNPROCESSABLE, type(exc).__name__,
+                                   f"Postgres refused the event: {type(exc).__name__} (SQLSTATE {exc.sqlstate})")
+                total.merge(await self._with_retry([], [refused]))
+        return total
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text[:200]

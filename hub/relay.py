@@ -1,0 +1,95 @@
+"""Publish outbox rows (alerts, dead letters) to Kafka, in order, and mark them sent.
+
+One relay is active per database at a time (a session advisory lock), so rows of one key are
+published in the order they were written. It is woken by NOTIFY when a batch commits and
+polls as a fallback. At-least-once: a crash between publish and mark re-sends a row with the
+same id, which handler-queue consumers drop by `alert_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+log = logging.getLogger("hub.relay")
+
+_LEADER_LOCK = 0x6875625F72656C  # "hub_rel"
+SELECT_UNSENT = """
+SELECT id, topic, key, value, headers FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
+"""
+MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+OUTBOX_BACKLOG = "SELECT count(*) AS rows, min(created_at) AS oldest FROM outbox WHERE sent_at IS NULL"
+
+
+@dataclass
+class OutboxRelay:
+    dsn: str
+    producer: AIOKafkaProducer
+    batch_size: int = 500
+    poll_interval_s: float = 1.0
+    connect_kwargs: dict = field(default_factory=dict)
+    published: int = 0
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Relay until stopped; survives Postgres and broker outages by reconnecting."""
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                await self._lead()
+                delay = 0.5
+            except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+                log.warning("outbox relay interrupted (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _lead(self) -> None:
+        conn = await asyncpg.connect(self.dsn, **self.connect_kwargs)
+        try:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
+                await self._sleep(self.poll_interval_s * 2)  # another hub relays; take over if it dies
+                if self._stop.is_set():
+                    return
+            await conn.add_listener("hub_outbox", lambda *_: self._wake.set())
+            while not self._stop.is_set():
+                if await self.drain_once(conn) < self.batch_size:
+                    await self._wait_for_work()
+        finally:
+            await conn.close(timeout=2)
+
+    async def drain_once(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(SELECT_UNSENT, self.batch_size)
+        if not rows:
+            return 0
+        sends = [await self.producer.send(
+            row["topic"], value=bytes(row["value"]), key=bytes(row["key"]) if row["key"] is not None else None,
+            headers=[(k, bytes.fromhex(v)) for k, v in orjson.loads(row["headers"])],
+        ) for row in rows]
+        await asyncio.gather(*sends)
+        await conn.execute(MARK_SENT, [row["id"] for row in rows])
+        self.published += len(rows)
+        return len(rows)
+
+    async def _wait_for_work(self) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass

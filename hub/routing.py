@@ -1,0 +1,398 @@
+"""Pure routing decisions: (event, what is known) -> alerts, tasks, notifications, new sheet.
+
+No I/O here. The store loads `Known`, calls one of the `route_*` functions per event in
+occurred_at order and writes the returned `Decision` in the batch's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from hub.rules import ETA_PAST_PROMISE, REPEAT_CONTACT, URGENT_CREATED, Queue, Rule, Rules
+from hub.state import CustomerInfo, Known, ShipmentSheet
+from schemas.enums import (
+    CARRIER_TO_SHIPMENT_STATUS,
+    CallCategory,
+    CarrierStatus,
+    CustomerTier,
+    Direction,
+    ExceptionCode,
+    NotificationKind,
+    Priority,
+    Severity,
+    ShipmentEventType,
+)
+from schemas.inbound import CallLog, CarrierUpdate, InboundEvent, ShipmentEvent
+from schemas.outbound import Alert, AlertSource
+
+# Fixed forever: ids derived from it must stay the same across versions and restarts.
+ID_NAMESPACE = uuid.UUID("6f1c2a8e-5d3b-4b7e-9a51-0c2f4e8d7b13")
+MILESTONE_KINDS = (NotificationKind.DISPATCHED, NotificationKind.OUT_FOR_DELIVERY, NotificationKind.DELIVERED)
+
+
+def stable_id(*parts: str) -> str:
+    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDecision:
+    task_id: str
+    department: str
+    kind: str
+    severity: Severity
+    shipment_id: str | None
+    customer_id: str | None
+    title: str
+    details: dict[str, Any]
+    due_at: datetime
+    source_event_id: str
+    rule: str
+    alert_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDecision:
+    queue: Queue
+    alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
+class NotificationDecision:
+    notification_id: str
+    customer_id: str
+    shipment_id: str | None
+    kind: NotificationKind
+    channel: str
+    language: str
+    body: str
+    source_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    alerts: tuple[AlertDecision, ...] = ()
+    tasks: tuple[TaskDecision, ...] = ()
+    notifications: tuple[NotificationDecision, ...] = ()
+    sheet: ShipmentSheet | None = None  # the shipment's sheet after this event, if one is involved
+    new_customer: CustomerInfo | None = None  # an unknown customer, registered with defaults
+    adopt_customer: str | None = None  # give the shipment's customerless tasks this customer
+
+
+@dataclass(frozen=True, slots=True)
+class _Context:
+    """Facts of one event that every rule output needs."""
+
+    event: InboundEvent
+    source: AlertSource
+    shipment_id: str | None
+    customer: CustomerInfo | None
+    order_id: str | None
+    promise: datetime | None
+    now: datetime
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+
+def route_event(event: InboundEvent, known: Known, source: AlertSource, rules: Rules, now: datetime) -> Decision:
+    if isinstance(event, ShipmentEvent):
+        return route_shipment_event(event, known, source, rules, now)
+    if isinstance(event, CarrierUpdate):
+        return route_carrier_update(event, known, source, rules, now)
+    if isinstance(event, CallLog):
+        return route_call_log(event, known, source, rules, now)
+    raise TypeError(f"no routing for {type(event).__name__}")
+
+
+def route_shipment_event(
+    event: ShipmentEvent, known: Known, source: AlertSource, rules: Rules, now: datetime
+) -> Decision:
+    before = known.sheet or ShipmentSheet(event.shipment_id)
+    late = before.is_late(event.occurred_at)
+    sheet = _apply_shipment_facts(before, event, late)
+    triggers = shipment_triggers(event)
+    sheet, eta_trigger = _eta_check(sheet, before)
+    customer, new_customer = _customer(event.customer_id, known.customer)
+    ctx = _Context(event, source, event.shipment_id, customer, event.order_id or sheet.order_id,
+                   sheet.promised_delivery_at, now)
+    fired = fire(triggers | eta_trigger, rules)
+    sheet = _mark_eta_alerted(sheet, fired, eta_trigger)
+    decision = _raise(fired, ctx, rules)
+    notifications = list(decision.notifications)
+    sheet = _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
+    adopt = None
+    if before.customer_id is None and known.sheet is not None:
+        # The shipment was known only from carriers or calls: its tasks take the customer now,
+        # and the customer hears of the current milestone (never a superseded one).
+        adopt = event.customer_id
+        sheet = _notify_current_milestone(sheet, ctx, rules, notifications)
+    return replace(decision, notifications=tuple(notifications), sheet=sheet,
+                   new_customer=new_customer, adopt_customer=adopt)
+
+
+def route_carrier_update(
+    event: CarrierUpdate, known: Known, source: AlertSource, rules: Rules, now: datetime
+) -> Decision:
+    before = known.sheet or ShipmentSheet(event.shipment_id)
+    late = before.is_late(event.occurred_at)
+    sheet = before
+    if not late:
+        sheet = replace(sheet, status=CARRIER_TO_SHIPMENT_STATUS[event.status], last_event_at=event.occurred_at)
+    if event.carrier_id and (sheet.carrier_id is None or not late):
+        sheet = replace(sheet, carrier_id=event.carrier_id)
+    if event.eta is not None and (sheet.eta_reported_at is None or event.occurred_at >= sheet.eta_reported_at):
+        sheet = replace(sheet, eta=event.eta, eta_reported_at=event.occurred_at)
+    triggers = carrier_triggers(event)
+    sheet, eta_trigger = _eta_check(sheet, before)
+    # Carrier updates carry no customer: it comes from the sheet, if the shipment is known.
+    customer = known.customer if sheet.customer_id else None
+    ctx = _Context(event, source, event.shipment_id, customer, sheet.order_id, sheet.promised_delivery_at, now)
+    fired = fire(triggers | eta_trigger, rules)
+    sheet = _mark_eta_alerted(sheet, fired, eta_trigger)
+    decision = _raise(fired, ctx, rules)
+    notifications = list(decision.notifications)
+    sheet = _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
+    return replace(decision, notifications=tuple(notifications), sheet=sheet)
+
+
+def route_call_log(event: CallLog, known: Known, source: AlertSource, rules: Rules, now: datetime) -> Decision:
+    customer, new_customer = _customer(event.customer_id, known.customer)
+    sheet = known.sheet or (ShipmentSheet(event.shipment_id) if event.shipment_id else None)
+    triggers = call_triggers(event)
+    if sheet is not None and _is_repeat_contact(event, known, sheet, rules):
+        triggers = triggers | {REPEAT_CONTACT}
+    ctx = _Context(event, source, event.shipment_id, customer, event.order_id or (sheet and sheet.order_id),
+                   sheet.promised_delivery_at if sheet else None, now)
+    fired = fire(triggers, rules)
+    if sheet is not None and any(REPEAT_CONTACT in rule.when for rule in fired):
+        sheet = replace(sheet, repeat_contact_fired=(*sheet.repeat_contact_fired, event.occurred_at))
+    decision = _raise(fired, ctx, rules)
+    return replace(decision, sheet=sheet, new_customer=new_customer)
+
+
+# --- triggers --------------------------------------------------------------------------------
+
+
+def shipment_triggers(event: ShipmentEvent) -> frozenset[str]:
+    triggers = {f"shipment:{event.type.value}"}
+    if event.type is ShipmentEventType.EXCEPTION and event.exception is not None:
+        triggers.add(f"exception:{event.exception.code.value}")
+    if event.type is ShipmentEventType.CREATED and event.priority is Priority.URGENT:
+        triggers.add(URGENT_CREATED)
+    return frozenset(triggers)
+
+
+def carrier_triggers(event: CarrierUpdate) -> frozenset[str]:
+    triggers = {f"carrier:{event.status.value}"}
+    if event.status is CarrierStatus.EXCEPTION:
+        # An exception_code on any other status is informational only.
+        triggers.add(f"exception:{(event.exception_code or ExceptionCode.OTHER).value}")
+    return frozenset(triggers)
+
+
+def call_triggers(event: CallLog) -> frozenset[str]:
+    return frozenset({f"call:{event.category.value}"})
+
+
+def fire(triggers: frozenset[str] | set[str], rules: Rules) -> list[Rule]:
+    """The first matching rule per handler queue, in rules-file order."""
+    fired: dict[str, Rule] = {}
+    for rule in rules.rules:
+        if rule.queue not in fired and triggers.intersection(rule.when):
+            fired[rule.queue] = rule
+    return list(fired.values())
+
+
+# --- sheet updates ---------------------------------------------------------------------------
+
+
+def _apply_shipment_facts(sheet: ShipmentSheet, event: ShipmentEvent, late: bool) -> ShipmentSheet:
+    changes: dict[str, Any] = {}
+    if not late:
+        changes.update(status=event.type, last_event_at=event.occurred_at)
+    if sheet.customer_id is None or not late:
+        changes["customer_id"] = event.customer_id
+    # A late event only fills facts the sheet lacks; a current one may correct them.
+    for name, value in (("order_id", event.order_id), ("carrier_id", event.carrier_id),
+                        ("promised_delivery_at", event.promised_delivery_at)):
+        if value is not None and (getattr(sheet, name) is None or not late):
+            changes[name] = value
+    if event.priority is Priority.URGENT:
+        changes["priority"] = Priority.URGENT.value
+    return replace(sheet, **changes) if changes else sheet
+
+
+def _eta_check(sheet: ShipmentSheet, before: ShipmentSheet) -> tuple[ShipmentSheet, frozenset[str]]:
+    """ETA past the promise fires once while it stays past; an ETA within the promise re-arms it."""
+    if sheet.eta is None or sheet.promised_delivery_at is None:
+        return sheet, frozenset()
+    if sheet.eta <= sheet.promised_delivery_at:
+        return replace(sheet, eta_alerted=False), frozenset()
+    changed = (sheet.eta, sheet.promised_delivery_at) != (before.eta, before.promised_delivery_at)
+    if sheet.eta_alerted or not changed:
+        return sheet, frozenset()
+    return sheet, frozenset({ETA_PAST_PROMISE})
+
+
+def _mark_eta_alerted(sheet: ShipmentSheet, fired: list[Rule], eta_trigger: frozenset[str]) -> ShipmentSheet:
+    if eta_trigger and any(ETA_PAST_PROMISE in rule.when for rule in fired):
+        return replace(sheet, eta_alerted=True)
+    return sheet
+
+
+def _is_repeat_contact(event: CallLog, known: Known, sheet: ShipmentSheet, rules: Rules) -> bool:
+    spec = rules.repeat_contact
+    if event.direction is not Direction.INBOUND or event.category not in spec.categories:
+        return False
+    t, window = event.occurred_at, spec.window
+    if any(abs(fired - t) <= window for fired in sheet.repeat_contact_fired):
+        return False
+    return any(abs(other - t) <= window for other in known.contacts)
+
+
+def _customer(customer_id: str, known: CustomerInfo | None) -> tuple[CustomerInfo, CustomerInfo | None]:
+    """The event's customer; an unknown one is registered as standard, zh, sms."""
+    if known is not None:
+        return known, None
+    fresh = CustomerInfo(customer_id)
+    return fresh, fresh
+
+
+# --- outputs ---------------------------------------------------------------------------------
+
+
+def _raise(fired: list[Rule], ctx: _Context, rules: Rules) -> Decision:
+    alerts, tasks, notifications = [], [], []
+    for rule in fired:
+        task, key_task = _tasks(rule, ctx, rules)
+        tasks.append(task)
+        if key_task is not None:
+            tasks.append(key_task)
+        alerts.append(AlertDecision(rule.queue, _alert(rule, task, ctx)))
+        if rule.notify is not None and ctx.customer is not None:
+            notifications.append(_notification(rule.notify, ctx, rules, reference=task.task_id))
+    return Decision(alerts=tuple(alerts), tasks=tuple(tasks), notifications=tuple(notifications))
+
+
+def _severity(rule: Rule, ctx: _Context, rules: Rules) -> tuple[Severity, bool]:
+    key = ctx.customer is not None and ctx.customer.tier is rules.key_account.tier
+    if key:
+        return rule.task.severity.raised(rules.key_account.raise_severity_by), True
+    return rule.task.severity, False
+
+
+def _due_at(rule: Rule, severity: Severity, ctx: _Context, rules: Rules) -> datetime:
+    due = ctx.event.occurred_at + rules.response_time(severity)
+    if rule.task.due == "urgent_order":
+        deadline = getattr(ctx.event, "requested_deadline", None)
+        due = min(d for d in (due, deadline, ctx.promise) if d is not None)
+    return due
+
+
+def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskDecision | None]:
+    event = ctx.event
+    severity, key_account = _severity(rule, ctx, rules)
+    due = _due_at(rule, severity, ctx, rules)
+    customer_id = ctx.customer.customer_id if ctx.customer else None
+    alert_id = stable_id("alert", event.event_id, rule.id)
+    details: dict[str, Any] = {"rule": rule.id, "alert_id": alert_id, "source": ctx.source.model_dump(),
+                               "event_type": _event_type(event)}
+    if rule.task.attach_declared_value and getattr(event, "declared_value", None) is not None:
+        details["declared_value"] = event.declared_value.model_dump(mode="json")
+    names = {"shipment_id": ctx.shipment_id or "-", "customer_id": customer_id or "-",
+             "order_id": ctx.order_id or "-", "event_id": event.event_id}
+    main = TaskDecision(
+        task_id=stable_id("task", event.event_id, rule.id), department=rule.task.department.value,
+        kind=rule.kind.value, severity=severity, shipment_id=ctx.shipment_id, customer_id=customer_id,
+        title=rule.task.title.format_map(names), details=details, due_at=due,
+        source_event_id=event.event_id, rule=rule.id, alert_id=alert_id,
+    )
+    if not key_account:
+        return main, None
+    spec = rules.key_account.task
+    follow_up = replace(
+        main, task_id=stable_id("task", event.event_id, rule.id, spec.kind), department=spec.department.value,
+        kind=spec.kind, title=spec.title.format_map(names), details={**details, "main_task_id": main.task_id},
+    )
+    return main, follow_up
+
+
+def _alert(rule: Rule, task: TaskDecision, ctx: _Context) -> Alert:
+    return Alert(
+        alert_id=task.alert_id, kind=rule.kind, severity=task.severity, rule=rule.id,
+        shipment_id=ctx.shipment_id, customer_id=task.customer_id,
+        summary=_summary(rule, ctx), task_id=task.task_id, source=ctx.source,
+        created_at=ctx.now, due_at=task.due_at,
+    )
+
+
+def _summary(rule: Rule, ctx: _Context) -> str:
+    # No personal data: ids, the event's type and its producing system only.
+    subject = f"shipment {ctx.shipment_id}" if ctx.shipment_id else f"customer {ctx.customer.customer_id}"
+    return f"{rule.kind.value.replace('_', ' ')}: {subject} ({_event_type(ctx.event)}, from {ctx.event.source})"
+
+
+def _event_type(event: InboundEvent) -> str:
+    if isinstance(event, ShipmentEvent):
+        code = f"/{event.exception.code.value}" if event.exception and event.type is ShipmentEventType.EXCEPTION else ""
+        return f"shipment {event.type.value}{code}"
+    if isinstance(event, CarrierUpdate):
+        code = f"/{event.exception_code.value}" if event.exception_code else ""
+        return f"carrier {event.status.value}{code}"
+    assert isinstance(event, CallLog)
+    return f"call {event.category.value}"
+
+
+def _notification(kind: NotificationKind, ctx: _Context, rules: Rules, reference: str = "") -> NotificationDecision:
+    customer = ctx.customer
+    assert customer is not None
+    template = rules.templates[kind][customer.language]
+    eta = getattr(ctx.event, "eta", None)
+    body = template.format_map({
+        "shipment_id": ctx.shipment_id or "-", "order_id": ctx.order_id or ctx.shipment_id or "-",
+        "reference": reference, "eta": eta.isoformat() if eta else "-",
+        "promised": ctx.promise.isoformat() if ctx.promise else "-",
+    })
+    return NotificationDecision(
+        notification_id=stable_id("notification", ctx.event.event_id, kind.value), customer_id=customer.customer_id,
+        shipment_id=ctx.shipment_id, kind=kind, channel=customer.preferred_channel.value,
+        language=customer.language.value, body=body, source_event_id=ctx.event.event_id,
+    )
+
+
+def milestone_of(triggers: frozenset[str], rules: Rules) -> NotificationKind | None:
+    for kind, when in rules.milestones.items():
+        if triggers.intersection(when):
+            return kind
+    return None
+
+
+def _notify_milestone(sheet: ShipmentSheet, triggers: frozenset[str], late: bool, ctx: _Context,
+                      rules: Rules, out: list[NotificationDecision]) -> ShipmentSheet:
+    kind = milestone_of(triggers, rules)
+    if kind is None or late or kind.value in sheet.notified_milestones:
+        return sheet
+    if ctx.customer is None:
+        return sheet  # unknown shipment: notified when its customer becomes known
+    out.append(_notification(kind, ctx, rules))
+    return replace(sheet, notified_milestones=sheet.notified_milestones | {kind.value})
+
+
+def _notify_current_milestone(sheet: ShipmentSheet, ctx: _Context, rules: Rules,
+                              out: list[NotificationDecision]) -> ShipmentSheet:
+    if sheet.status is None:
+        return sheet
+    kind = milestone_of(frozenset({f"shipment:{sheet.status.value}"}), rules)
+    if kind is None or kind.value in sheet.notified_milestones:
+        return sheet
+    out.append(_notification(kind, ctx, rules))
+    return replace(sheet, notified_milestones=sheet.notified_milestones | {kind.value})
+
+
+__all__ = [
+    "AlertDecision", "Decision", "NotificationDecision", "TaskDecision", "fire", "route_call_log",
+    "route_carrier_update", "route_event", "route_shipment_event", "stable_id", "CallCategory", "CustomerTier",
+]

@@ -1,0 +1,217 @@
+"""Load and check the routing rules (YAML) and notification templates.
+
+A bad file is refused at start with a message naming the file and line, so an operator
+who edits `HUB_RULES_FILE` finds the mistake without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.enums import (
+    AlertKind,
+    CallCategory,
+    CarrierStatus,
+    CustomerTier,
+    Department,
+    ExceptionCode,
+    Language,
+    NotificationKind,
+    Severity,
+    ShipmentEventType,
+)
+
+DEFAULT_RULES_FILE = Path(__file__).with_name("rules.yaml")
+DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
+
+Queue = Literal["exceptions", "urgent_orders", "complaints"]
+URGENT_CREATED = "shipment:urgent_created"
+ETA_PAST_PROMISE = "eta_past_promise"
+REPEAT_CONTACT = "repeat_contact"
+TITLE_FIELDS = {"shipment_id", "customer_id", "order_id", "event_id"}
+TEMPLATE_FIELDS = {"shipment_id", "order_id", "reference", "eta", "promised"}
+
+
+def known_triggers() -> set[str]:
+    """Every trigger name a rule may use."""
+    names = {f"shipment:{t}" for t in ShipmentEventType} | {URGENT_CREATED, ETA_PAST_PROMISE, REPEAT_CONTACT}
+    names |= {f"carrier:{s}" for s in CarrierStatus}
+    names |= {f"exception:{c}" for c in ExceptionCode}
+    names |= {f"call:{c}" for c in CallCategory}
+    return names
+
+
+def _placeholders(text: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(_Strict):
+    department: Department
+    severity: Severity
+    title: str
+    due: Literal["response_time", "urgent_order"] = "response_time"
+    attach_declared_value: bool = False
+
+    @field_validator("title")
+    @classmethod
+    def _title_fields(cls, title: str) -> str:
+        unknown = _placeholders(title) - TITLE_FIELDS
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {sorted(TITLE_FIELDS)}")
+        return title
+
+
+class Rule(_Strict):
+    id: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,63}$")
+    when: tuple[str, ...] = Field(min_length=1)
+    queue: Queue
+    kind: AlertKind
+    task: TaskSpec
+    notify: NotificationKind | None = None
+
+    @field_validator("when")
+    @classmethod
+    def _known(cls, when: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [t for t in when if t not in known_triggers()]
+        if unknown:
+            raise ValueError(f"unknown trigger(s) {unknown}; see the list at the top of the default rules file")
+        return when
+
+
+class KeyAccountTask(_Strict):
+    department: Department
+    kind: str
+    title: str
+
+
+class KeyAccount(_Strict):
+    tier: CustomerTier = CustomerTier.KEY
+    raise_severity_by: int = Field(1, ge=0, le=3)
+    task: KeyAccountTask
+
+
+class RepeatContact(_Strict):
+    window_hours: float = Field(24, gt=0)
+    categories: tuple[CallCategory, ...] = (CallCategory.QUERY, CallCategory.COMPLAINT)
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(hours=self.window_hours)
+
+
+class Rules(_Strict):
+    version: Literal[1] = 1
+    response_hours: dict[Severity, float]
+    key_account: KeyAccount
+    repeat_contact: RepeatContact = RepeatContact()
+    rules: tuple[Rule, ...] = Field(min_length=1)
+    milestones: dict[NotificationKind, tuple[str, ...]]
+    templates: dict[NotificationKind, dict[Language, str]] = {}
+
+    @field_validator("response_hours")
+    @classmethod
+    def _every_severity(cls, hours: dict[Severity, float]) -> dict[Severity, float]:
+        missing = [s.value for s in Severity if s not in hours]
+        if missing:
+            raise ValueError(f"response_hours misses {missing}")
+        return hours
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Rules":
+        ids = [r.id for r in self.rules]
+        dupes = {i for i in ids if ids.count(i) > 1}
+        if dupes:
+            raise ValueError(f"rule ids must be unique; repeated: {sorted(dupes)}")
+        for kind, triggers in self.milestones.items():
+            unknown = [t for t in triggers if t not in known_triggers()]
+            if unknown:
+                raise ValueError(f"milestone {kind.value}: unknown trigger(s) {unknown}")
+        return self
+
+    def response_time(self, severity: Severity) -> timedelta:
+        return timedelta(hours=self.response_hours[severity])
+
+
+class RulesError(ValueError):
+    """A rules or templates file that cannot be used; the message names the file and line."""
+
+
+def load_rules(path: Path | None = None, templates_path: Path | None = None) -> Rules:
+    path = path or DEFAULT_RULES_FILE
+    data, lines = _read_yaml(path)
+    templates, template_lines = _read_yaml(templates_path or DEFAULT_TEMPLATES_FILE)
+    _check_templates(templates, template_lines, templates_path or DEFAULT_TEMPLATES_FILE)
+    if not isinstance(data, dict):
+        raise RulesError(f"{path}: line 1: the rules file must be a mapping (see the default {DEFAULT_RULES_FILE.name})")
+    try:
+        return Rules.model_validate({**data, "templates": templates})
+    except ValidationError as exc:
+        error = exc.errors(include_url=False, include_input=False)[0]
+        line = _line_for(lines, error["loc"])
+        where = ".".join(str(p) for p in error["loc"]) or "(top level)"
+        raise RulesError(f"{path}: line {line}: {where}: {error['msg']}") from None
+
+
+def _check_templates(templates: Any, lines: dict[tuple, int], path: Path) -> None:
+    if not isinstance(templates, dict):
+        raise RulesError(f"{path}: line 1: templates must map a notification kind to zh/en texts")
+    for kind in NotificationKind:
+        for language in Language:
+            text = templates.get(kind.value, {}).get(language.value) if isinstance(templates.get(kind.value), dict) else None
+            if not isinstance(text, str):
+                line = _line_for(lines, (kind.value,))
+                raise RulesError(f"{path}: line {line}: missing '{language.value}' text for notification kind '{kind.value}'")
+            unknown = _placeholders(text) - TEMPLATE_FIELDS
+            if unknown:
+                line = _line_for(lines, (kind.value, language.value))
+                raise RulesError(f"{path}: line {line}: unknown placeholder(s) {sorted(unknown)}; use {sorted(TEMPLATE_FIELDS)}")
+
+
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RulesError(f"{path}: cannot read the file ({exc.strerror}); check HUB_RULES_FILE") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else "?"
+        raise RulesError(f"{path}: line {line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    lines: dict[tuple, int] = {}
+    if node is not None:
+        _index_lines(node, (), lines)
+    return data, lines
+
+
+def _index_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*path, key.value)
+            lines[child] = key.start_mark.line + 1
+            _index_lines(value, child, lines)
+            lines[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index_lines(item, (*path, index), lines)
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | str:
+    path = tuple(str(p) if not isinstance(p, int) else p for p in loc)
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return lines.get((), "?")

@@ -1,0 +1,152 @@
+"""Wire the hub together and run it: pool, rules, pipeline, subscriber, outbox relay.
+
+`HubRuntime` is what `hub run` starts; tests start it in-process too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+
+from consumers.inbound import subscribe_inbound
+from hub.config import Settings
+from hub.migrate import pending_migrations
+from hub.kafka import ensure_topics, faststream_security, producer_kwargs
+from hub.pipeline import Pipeline
+from hub.relay import OutboxRelay
+from hub.rules import Rules, load_rules
+from hub.store import BatchOutcome, Topics
+from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
+
+log = logging.getLogger("hub.runtime")
+
+
+class SchemaNotReady(RuntimeError):
+    pass
+
+
+def topics_of(settings: Settings) -> Topics:
+    return Topics(
+        alerts={"exceptions": settings.topic_alerts_exceptions, "urgent_orders": settings.topic_alerts_urgent,
+                "complaints": settings.topic_alerts_complaints},
+        dead_letter=settings.topic_dead_letter,
+    )
+
+
+def models_of(settings: Settings) -> dict[str, type]:
+    return {settings.topic_shipment_events: ShipmentEvent, settings.topic_call_logs: CallLog,
+            settings.topic_carrier_updates: CarrierUpdate}
+
+
+def build_broker(settings: Settings) -> KafkaBroker:
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=settings.client_id,
+        security=faststream_security(settings),
+        graceful_timeout=settings.graceful_timeout_s,
+        enable_idempotence=settings.kafka_idempotence,
+        logger=logging.getLogger("hub.faststream"),
+        log_level=logging.DEBUG,  # the hub logs one line per batch itself
+    )
+
+
+class Extension(Protocol):
+    """Something that lives as long as the runtime (e.g. the health and metrics endpoint)."""
+
+    async def start(self, runtime: "HubRuntime") -> None: ...
+    def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class HubRuntime:
+    settings: Settings
+    rules: Rules | None = None
+    on_batch: Callable[[BatchOutcome, float], None] | None = None
+    extensions: list[Extension] = field(default_factory=list)
+    pool: asyncpg.Pool | None = None
+    broker: KafkaBroker | None = None
+    relay: OutboxRelay | None = None
+    _producer: AIOKafkaProducer | None = None
+    _relay_task: asyncio.Task | None = None
+    _stopping: bool = False
+    totals: BatchOutcome = field(default_factory=BatchOutcome)
+
+    async def start(self) -> None:
+        s = self.settings
+        self.rules = self.rules or load_rules(s.rules_file)
+        dsn = s.database_url.get_secret_value()
+        await ensure_topics(s)
+        self.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=s.db_pool_size, command_timeout=60)
+        async with self.pool.acquire() as conn:
+            missing = await pending_migrations(conn)
+        if missing:
+            await self.pool.close()
+            raise SchemaNotReady(f"the database lacks migrations {', '.join(missing)}: run `hub migrate` first")
+        self._pipeline = Pipeline(self.pool, self.rules, models_of(s), topics_of(s), s.max_message_bytes,
+                                  s.retry_backoff_max_s, stopping=lambda: self._stopping)
+        self._producer = AIOKafkaProducer(**producer_kwargs(s))
+        await self._producer.start()
+        self.relay = OutboxRelay(dsn, self._producer, s.outbox_batch_size, s.outbox_poll_interval_s)
+        self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        self.broker = build_broker(s)
+        self.subscriber = subscribe_inbound(self.broker, s, lambda: self._pipeline, self._count)
+        await self.broker.start()
+        for extension in self.extensions:
+            await extension.start(self)
+        log.info("hub running: group %r reading %s", s.consumer_group, ", ".join(s.inbound_topics))
+
+    def _count(self, outcome: BatchOutcome, elapsed: float) -> None:
+        self.totals.merge(outcome)
+        for extension in self.extensions:
+            extension.on_batch(outcome, elapsed)
+        if self.on_batch is not None:
+            self.on_batch(outcome, elapsed)
+
+    @property
+    def consumer(self):
+        """The subscriber's aiokafka consumer (assignment, positions, highwater marks), once started."""
+        return getattr(self.subscriber, "consumer", None) if self.broker is not None else None
+
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit it, flush the outbox relay, close everything."""
+        self._stopping = True
+        for extension in self.extensions:
+            await extension.stop()
+        if self.broker is not None:
+            await self.broker.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        if self._relay_task is not None:
+            with suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._relay_task, timeout=5)
+        if self._producer is not None:
+            await self._producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+
+    async def __aenter__(self) -> "HubRuntime":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop()
+
+
+async def run_until_signalled(settings: Settings, extensions: list[Extension] | None = None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with HubRuntime(settings, extensions=extensions or []):
+        await stop.wait()
+        log.info("stopping: finishing the batch in hand (at most %.0fs)", settings.graceful_timeout_s)

@@ -1,0 +1,168 @@
+"""Every enumerated value of the contract, in one place.
+
+Code compares against these members, never against string literals.
+"""
+
+from enum import StrEnum
+
+
+class ShipmentEventType(StrEnum):
+    CREATED = "created"
+    PICKED = "picked"
+    PACKED = "packed"
+    DISPATCHED = "dispatched"
+    IN_TRANSIT = "in_transit"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"
+    RETURNED = "returned"
+    CANCELLED = "cancelled"
+    EXCEPTION = "exception"
+
+
+class ExceptionCode(StrEnum):
+    DAMAGED = "damaged"
+    LOST = "lost"
+    DELAYED = "delayed"
+    ADDRESS_ISSUE = "address_issue"
+    REFUSED = "refused"
+    CUSTOMS_HOLD = "customs_hold"
+    WEATHER = "weather"
+    OTHER = "other"
+
+
+class Priority(StrEnum):
+    NORMAL = "normal"
+    URGENT = "urgent"
+
+
+class CarrierStatus(StrEnum):
+    ACCEPTED = "accepted"
+    IN_TRANSIT = "in_transit"
+    ARRIVED_AT_HUB = "arrived_at_hub"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+    ATTEMPT_FAILED = "attempt_failed"
+    EXCEPTION = "exception"
+    RETURNED_TO_SENDER = "returned_to_sender"
+
+
+# The tracking sheet speaks the shipment.events vocabulary; carriers map onto it.
+CARRIER_TO_SHIPMENT_STATUS: dict[CarrierStatus, ShipmentEventType] = {
+    CarrierStatus.ACCEPTED: ShipmentEventType.DISPATCHED,
+    CarrierStatus.IN_TRANSIT: ShipmentEventType.IN_TRANSIT,
+    CarrierStatus.ARRIVED_AT_HUB: ShipmentEventType.IN_TRANSIT,
+    CarrierStatus.OUT_FOR_DELIVERY: ShipmentEventType.OUT_FOR_DELIVERY,
+    CarrierStatus.DELIVERED: ShipmentEventType.DELIVERED,
+    CarrierStatus.ATTEMPT_FAILED: ShipmentEventType.DELIVERY_FAILED,
+    CarrierStatus.EXCEPTION: ShipmentEventType.EXCEPTION,
+    CarrierStatus.RETURNED_TO_SENDER: ShipmentEventType.RETURNED,
+}
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class CallChannel(StrEnum):
+    PHONE = "phone"
+    EMAIL = "email"
+    CHAT = "chat"
+    WECHAT = "wechat"
+
+
+class CallCategory(StrEnum):
+    QUERY = "query"
+    COMPLAINT = "complaint"
+    BOOKING = "booking"
+    URGENT_ORDER = "urgent_order"
+    CLAIM = "claim"
+    FEEDBACK = "feedback"
+    SURVEY = "survey"
+
+
+class Severity(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+
+    def raised(self, levels: int = 1) -> "Severity":
+        """One level more urgent per step; P1 stays P1."""
+        order = list(Severity)
+        return order[max(0, order.index(self) - levels)]
+
+
+class AlertKind(StrEnum):
+    DAMAGE = "damage"
+    LOSS = "loss"
+    DELIVERY_PROBLEM = "delivery_problem"
+    CUSTOMS_HOLD = "customs_hold"
+    DELAY = "delay"
+    URGENT_ORDER = "urgent_order"
+    COMPLAINT = "complaint"
+    CLAIM = "claim"
+    REPEAT_CONTACT = "repeat_contact"
+
+
+class Department(StrEnum):
+    WAREHOUSE = "warehouse"
+    CARRIER_LIAISON = "carrier_liaison"
+    CLAIMS = "claims"
+    COMPLAINTS = "complaints"
+    KEY_ACCOUNTS = "key_accounts"
+    DISPATCH = "dispatch"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class NotificationKind(StrEnum):
+    EXCEPTION = "exception"
+    DELIVERY_PROBLEM = "delivery_problem"
+    DELAY = "delay"
+    URGENT_ORDER_CONFIRMED = "urgent_order_confirmed"
+    COMPLAINT_RECEIVED = "complaint_received"
+    CLAIM_RECEIVED = "claim_received"
+    DISPATCHED = "dispatched"
+    OUT_FOR_DELIVERY = "out_for_delivery"
+    DELIVERED = "delivered"
+
+
+class NotificationChannel(StrEnum):
+    SMS = "sms"
+    EMAIL = "email"
+    WECHAT = "wechat"
+    PHONE = "phone"
+
+
+class NotificationStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"
+
+
+class Language(StrEnum):
+    ZH = "zh"
+    EN = "en"
+
+
+class CustomerTier(StrEnum):
+    KEY = "key"
+    STANDARD = "standard"
+
+
+class DeadLetterReason(StrEnum):
+    UNDECODABLE = "undecodable"
+    INVALID_JSON = "invalid_json"
+    VALIDATION_ERROR = "validation_error"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    OVERSIZED = "oversized"
+    UNPROCESSABLE = "unprocessable"
