@@ -47,8 +47,12 @@ class EmbeddedBroker:
     pid: int
     log_file: Path
     _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    # A forked child inherits atexit handlers; only the process that started the server stops it.
+    _owner: int = field(default_factory=os.getpid, repr=False, compare=False)
 
     def stop(self) -> None:
+        if os.getpid() != self._owner:
+            return
         proc, self._proc = self._proc, None
         if proc is not None:
             atexit.unregister(self.stop)
@@ -70,8 +74,12 @@ class EmbeddedPostgres:
     data_dir: Path
     log_file: Path
     _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    # A forked child inherits atexit handlers; only the process that started the server stops it.
+    _owner: int = field(default_factory=os.getpid, repr=False, compare=False)
 
     def stop(self) -> None:
+        if os.getpid() != self._owner:
+            return
         proc, self._proc = self._proc, None
         if proc is not None:
             atexit.unregister(self.stop)

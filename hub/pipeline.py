@@ -85,8 +85,11 @@ class Pipeline:
         if self.stopping():
             raise Stopping(f"stopping while Postgres is failing ({type(exc).__name__})") from exc
         delay = min(self.backoff_max_s, 0.2 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
+        # Connection trouble is expected and self-explanatory; anything else is a bug worth a traceback.
+        expected = isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError))
         log.warning("cannot store batch (attempt %d: %s: %s); retrying in %.1fs",
-                    attempt, type(exc).__name__, _short(exc), delay)
+                    attempt, type(exc).__name__, _short(exc), delay,
+                    exc_info=exc if not expected and attempt % 10 == 1 else None)
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not self.stopping():
             await asyncio.sleep(min(0.1, delay))

@@ -20,7 +20,9 @@ from hub.decoding import Accepted, Record, Rejected
 from hub.routing import Decision, route_event, stable_id
 from hub.rules import Rules
 from hub.state import CustomerInfo, Known, ShipmentSheet
-from schemas.enums import DeadLetterReason, Direction, ShipmentEventType
+from schemas.enums import (
+    CustomerTier, DeadLetterReason, Direction, Language, NotificationChannel, ShipmentEventType,
+)
 from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 from schemas.outbound import AlertSource, DeadLetterHeaders
 
@@ -189,7 +191,8 @@ def _sheet(row: asyncpg.Record) -> ShipmentSheet:
 
 
 def _customer(row: asyncpg.Record) -> CustomerInfo:
-    return CustomerInfo(row["customer_id"], row["tier"], row["language"], row["preferred_channel"])
+    return CustomerInfo(row["customer_id"], CustomerTier(row["tier"]), Language(row["language"]),
+                        NotificationChannel(row["preferred_channel"]))
 
 
 # --- deciding --------------------------------------------------------------------------------

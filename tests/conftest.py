@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -119,7 +122,7 @@ def _kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     else:
         from hub.embedded import start_broker
 
-        broker = start_broker(log_dir=tmp_path_factory.mktemp("tansu"))
+        broker = start_broker(log_dir=_private_dir(request, "tansu"))
         request.addfinalizer(broker.stop)
         service = Service(broker.bootstrap, backend, f"tansu pid {broker.pid}, log {broker.log_file}")
     _announce(request.config, f"hub tests: kafka={backend} {service.address} ({service.description})")
@@ -136,11 +139,20 @@ def _postgres(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     else:
         from hub.embedded import start_postgres
 
-        pg = start_postgres(tmp_path_factory.mktemp("postgres") / "data", fast=True)
+        pg = start_postgres(_private_dir(request, "postgres") / "data", fast=True)
         request.addfinalizer(pg.stop)
         service = Service(pg.admin_dsn, backend, f"PostgreSQL 18 pid {pg.pid}, log {pg.log_file}")
     _announce(request.config, f"hub tests: postgres={backend} {_redact(service.address)} ({service.description})")
     return service
+
+
+def _private_dir(request: pytest.FixtureRequest, what: str) -> Path:
+    """A folder outside pytest's basetemp: pytest prunes old basetemps (another pytest run on the
+    machine would delete a live server's data) and makes its root 0700 (Postgres runs as another user)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"hub-test-{what}-"))
+    folder.chmod(0o755)
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return folder
 
 
 def _kafka_container(addfinalizer: Callable[[Callable[[], object]], None]) -> Service:
