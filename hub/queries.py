@@ -95,9 +95,9 @@ SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[], $5::text
 
 INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (id, source_topic, source_partition, source_offset, value_hash, reason, error_class,
-                          message, key, value)
+                          message, key, value, headers)
 SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::bigint[], $5::bytea[], $6::text[], $7::text[],
-                     $8::text[], $9::bytea[], $10::bytea[])
+                     $8::text[], $9::bytea[], $10::bytea[], $11::jsonb[])
 ON CONFLICT DO NOTHING
 RETURNING id
 """

@@ -315,7 +315,8 @@ async def _dead_letter(conn: asyncpg.Connection, rejected: list[Rejected], topic
     ids = [dead_letter_id(r.record) for r in rejected]
     rows = await conn.fetch(queries.INSERT_DEAD_LETTERS, *_columns(list(zip(ids, rejected)), lambda p: (
         p[0][0], p[1].record.topic, p[1].record.partition, p[1].record.offset, p[0][1], p[1].reason.value,
-        p[1].error_class, p[1].message, p[1].record.key, p[1].record.value)))
+        p[1].error_class, p[1].message, p[1].record.key, p[1].record.value,
+        _json([[k, v.hex()] for k, v in p[1].record.headers]))))
     new = {str(r["id"]) for r in rows}
     fresh = [(i, r) for (i, _), r in zip(ids, rejected) if i in new]
     for _, r in fresh:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
@@ -10,6 +11,9 @@ import typer
 from rich.console import Console
 
 from hub.config import Settings
+
+# aiokafka prints its own connection errors; the commands say what to do instead.
+logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

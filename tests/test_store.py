@@ -1,0 +1,99 @@
+"""The store and pipeline directly against Postgres (no broker): idempotence, isolation of a
+record Postgres refuses, and the transaction boundary. Runs on every Postgres CI knows."""
+
+from __future__ import annotations
+
+import asyncpg
+import orjson
+import pytest
+
+from hub.decoding import Record
+from hub.migrate import apply_migrations
+from hub.pipeline import Pipeline
+from hub.rules import load_rules
+from hub.runtime import models_of, topics_of
+from hub.store import apply_batch
+from tests.support import call_log, carrier_update, isolated_settings, shipment_event
+
+pytestmark = pytest.mark.postgres
+TABLES = ("inbox", "shipments", "shipment_events", "call_logs", "coordination_tasks", "customer_notifications",
+          "outbox", "dead_letters", "customers")
+
+
+@pytest.fixture
+async def pool(database_url):
+    await apply_migrations(database_url)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def settings(database_url):
+    return isolated_settings("unused:9092", True, database_url)
+
+
+def records(settings, events: list[tuple[str, dict | bytes]]) -> list[Record]:
+    topic = {"shipment": settings.topic_shipment_events, "carrier": settings.topic_carrier_updates,
+             "call": settings.topic_call_logs}
+    out = []
+    for offset, (kind, event) in enumerate(events):
+        value = event if isinstance(event, bytes) else orjson.dumps(event)
+        key = (b"k" if isinstance(event, bytes) else (event.get("shipment_id") or event["customer_id"]).encode())
+        out.append(Record(topic[kind], 0, offset, key, value))
+    return out
+
+
+def pipeline(pool, settings) -> Pipeline:
+    return Pipeline(pool, load_rules(), models_of(settings), topics_of(settings), settings.max_message_bytes, 1.0)
+
+
+async def snapshot(pool) -> dict[str, int]:
+    async with pool.acquire() as conn:
+        return {t: await conn.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}
+
+
+BATCH = [
+    ("shipment", shipment_event("S1", "created", 0, priority="urgent")),
+    ("carrier", carrier_update("S1", "exception", 5, exception_code="damaged")),
+    ("call", call_log("C9", "complaint", 6, shipment_id="S1")),
+    ("shipment", b"{broken"),
+]
+
+
+async def test_a_redelivered_batch_changes_nothing(pool, settings):
+    batch = records(settings, BATCH)
+    first = await pipeline(pool, settings).process(batch)
+    assert (first.processed, sum(first.dead_lettered.values()), first.tasks) == (3, 1, 3)
+    before = await snapshot(pool)
+    again = await pipeline(pool, settings).process(batch)
+    assert (again.processed, again.duplicates, sum(again.dead_lettered.values())) == (0, 3, 0)
+    assert await snapshot(pool) == before
+    assert before["customers"] == 2, "unknown customers are registered with defaults"
+
+
+async def test_a_failed_transaction_leaves_no_trace(pool, settings):
+    batch = records(settings, BATCH)
+    async with pool.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        await apply_batch(conn, *pipeline(pool, settings).decode(batch), load_rules(), topics_of(settings))
+        await tx.rollback()
+    assert set((await snapshot(pool)).values()) == {0}
+
+
+async def test_an_event_postgres_refuses_is_isolated_and_dead_lettered_as_unprocessable(pool, settings):
+    async with pool.acquire() as conn:
+        # Stand-in for any constraint a valid event can still break (a DBA's CHECK, a trigger, ...).
+        await conn.execute("ALTER TABLE shipment_events ADD CONSTRAINT no_evil CHECK (shipment_id <> 'EVIL')")
+    batch = records(settings, [("shipment", shipment_event("S2", "created", 0)),
+                               ("shipment", shipment_event("EVIL", "created", 1)),
+                               ("carrier", carrier_update("S3", "delivered", 2))])
+    outcome = await pipeline(pool, settings).process(batch)
+    assert outcome.processed == 2 and dict(outcome.dead_lettered) == {"unprocessable": 1}
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT reason, error_class, message, value FROM dead_letters")
+        assert await conn.fetchval("SELECT count(*) FROM inbox WHERE event_id = $1",
+                                   orjson.loads(row["value"])["event_id"]) == 0
+    assert row["reason"] == "unprocessable" and row["error_class"] == "CheckViolationError"
+    assert bytes(row["value"]) == batch[1].value
