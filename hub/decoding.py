@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from schemas.enums import DeadLetterReason
-from schemas.inbound import CONTRACT_VERSION, InboundEvent
+from schemas.inbound import CONTRACT_VERSION, NUL_CHECKED, InboundEvent
 
 MAX_ERROR_MESSAGE = 1_000
 
@@ -69,8 +68,10 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
     if isinstance(version, int) and not isinstance(version, bool) and version != CONTRACT_VERSION:
         return Rejected(record, DeadLetterReason.UNSUPPORTED_VERSION, "UnsupportedVersion",
                         f"schema_version {version} is not supported; this hub reads version {CONTRACT_VERSION}")
+    # Raw control characters are invalid JSON, so a NUL can only arrive as a \u0000 escape.
+    context = {NUL_CHECKED: True} if b"\\u0000" not in value else None
     try:
-        event = model.model_validate(document)
+        event = model.model_validate(document, context=context)
     except ValidationError as exc:
         return Rejected(record, DeadLetterReason.VALIDATION_ERROR, "ValidationError", describe_validation_error(exc))
     return Accepted(record, event, text, payload_hash(event))
@@ -87,17 +88,11 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def payload_hash(event: InboundEvent) -> bytes:
-    canonical = _canonical(event.model_dump(exclude_none=True))
-    return hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).digest()
+    """sha256 of the validated content: keys sorted, absent and null alike, instants in UTC."""
+    return hashlib.sha256(orjson.dumps(_content(event), default=_content, option=orjson.OPT_SORT_KEYS)).digest()
 
 
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _canonical(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    return value
+def _content(model: BaseModel) -> dict[str, Any]:
+    # orjson calls this back for nested models; their datetimes are normalised here too.
+    fields = {**model.__dict__, **(model.__pydantic_extra__ or {})}
+    return {k: (v.astimezone(UTC) if isinstance(v, datetime) else v) for k, v in fields.items() if v is not None}

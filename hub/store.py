@@ -209,8 +209,9 @@ def _decide(items: list[Accepted], state: _KnownState, rules: Rules, now: dateti
             getattr(event, "customer_id", None)
         customer = state.customers.get(customer_id) if customer_id else None
         known = Known(sheet, customer, tuple(state.contacts.get(shipment_id, ())) if shipment_id else ())
-        source = AlertSource(topic=item.record.topic, partition=item.record.partition,
-                             offset=item.record.offset, event_id=event.event_id)
+        # Built for every event, read only when an alert is raised: skip validation of known-good ints/strs.
+        source = AlertSource.model_construct(topic=item.record.topic, partition=item.record.partition,
+                                             offset=item.record.offset, event_id=event.event_id)
         decision = route_event(event, known, source, rules, now)
         _remember(state, item, decision, rules)
         decisions.append(decision)

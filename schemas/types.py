@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, PlainSerializer, StringConstraints
 
 # Ids: 1-64 characters, no control characters (C0, DEL, C1).
 _NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]+$"
@@ -31,10 +31,21 @@ def _plausible(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text), AfterValidator(_plausible)]
+def _utc_text(value: datetime) -> str:
+    # One spelling per instant: re-published events compare equal whatever offset they used.
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text), AfterValidator(_plausible),
+                      PlainSerializer(_utc_text, return_type=str, when_used="json")]
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
+
+
+def _printable(text: str) -> str:
+    # A key is echoed in the error message, which Postgres stores as text: no NUL, no control characters.
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text)
 
 
 def find_nul(value: Any, path: str = "") -> str | None:
@@ -46,7 +57,8 @@ def find_nul(value: Any, path: str = "") -> str | None:
         return path or "(value)" if "\x00" in value else None
     if isinstance(value, dict):
         for key, item in value.items():
-            here = f"{path}.{key}" if path else str(key)
+            shown = _printable(str(key))
+            here = f"{path}.{shown}" if path else shown
             if "\x00" in str(key):
                 return here
             found = find_nul(item, here)
