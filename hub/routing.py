@@ -15,9 +15,7 @@ from hub.rules import ETA_PAST_PROMISE, REPEAT_CONTACT, URGENT_CREATED, Queue, R
 from hub.state import CustomerInfo, Known, ShipmentSheet
 from schemas.enums import (
     CARRIER_TO_SHIPMENT_STATUS,
-    CallCategory,
     CarrierStatus,
-    CustomerTier,
     Direction,
     ExceptionCode,
     NotificationKind,
@@ -31,6 +29,14 @@ from schemas.outbound import Alert, AlertSource
 # Fixed forever: ids derived from it must stay the same across versions and restarts.
 ID_NAMESPACE = uuid.UUID("6f1c2a8e-5d3b-4b7e-9a51-0c2f4e8d7b13")
 MILESTONE_KINDS = (NotificationKind.DISPATCHED, NotificationKind.OUT_FOR_DELIVERY, NotificationKind.DELIVERED)
+# The latest milestone a status implies: a parcel in transit has been dispatched, a failed attempt was out for delivery.
+MILESTONE_REACHED = {
+    ShipmentEventType.DISPATCHED: NotificationKind.DISPATCHED,
+    ShipmentEventType.IN_TRANSIT: NotificationKind.DISPATCHED,
+    ShipmentEventType.OUT_FOR_DELIVERY: NotificationKind.OUT_FOR_DELIVERY,
+    ShipmentEventType.DELIVERY_FAILED: NotificationKind.OUT_FOR_DELIVERY,
+    ShipmentEventType.DELIVERED: NotificationKind.DELIVERED,
+}
 
 
 def stable_id(*parts: str) -> str:
@@ -373,7 +379,7 @@ def milestone_of(triggers: frozenset[str], rules: Rules) -> NotificationKind | N
 def _notify_milestone(sheet: ShipmentSheet, triggers: frozenset[str], late: bool, ctx: _Context,
                       rules: Rules, out: list[NotificationDecision]) -> ShipmentSheet:
     kind = milestone_of(triggers, rules)
-    if kind is None or late or kind.value in sheet.notified_milestones:
+    if kind is None or kind.value in sheet.notified_milestones or (late and _superseded(kind, sheet)):
         return sheet
     if ctx.customer is None:
         return sheet  # unknown shipment: notified when its customer becomes known
@@ -381,18 +387,20 @@ def _notify_milestone(sheet: ShipmentSheet, triggers: frozenset[str], late: bool
     return replace(sheet, notified_milestones=sheet.notified_milestones | {kind.value})
 
 
+def _superseded(kind: NotificationKind, sheet: ShipmentSheet) -> bool:
+    """A later milestone was reached or notified already."""
+    rank = MILESTONE_KINDS.index
+    reached = [MILESTONE_REACHED[sheet.status]] if sheet.status in MILESTONE_REACHED else []
+    reached += [k for k in MILESTONE_KINDS if k.value in sheet.notified_milestones]
+    return any(rank(other) > rank(kind) for other in reached)
+
+
 def _notify_current_milestone(sheet: ShipmentSheet, ctx: _Context, rules: Rules,
                               out: list[NotificationDecision]) -> ShipmentSheet:
     if sheet.status is None:
         return sheet
-    kind = milestone_of(frozenset({f"shipment:{sheet.status.value}"}), rules)
+    kind = MILESTONE_REACHED.get(sheet.status)
     if kind is None or kind.value in sheet.notified_milestones:
         return sheet
     out.append(_notification(kind, ctx, rules))
     return replace(sheet, notified_milestones=sheet.notified_milestones | {kind.value})
-
-
-__all__ = [
-    "AlertDecision", "Decision", "NotificationDecision", "TaskDecision", "fire", "route_call_log",
-    "route_carrier_update", "route_event", "route_shipment_event", "stable_id", "CallCategory", "CustomerTier",
-]

@@ -7,8 +7,9 @@ after this transaction has committed.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -302,8 +303,7 @@ async def _write_history(conn: asyncpg.Connection, items: list[Accepted]) -> Non
 
 
 def dead_letter_id(record: Record) -> tuple[str, bytes]:
-    import hashlib
-
+    """Deterministic from the record's position and bytes: a redelivered bad record is registered once."""
     digest = hashlib.sha256(record.value or b"").digest()
     return stable_id("dead-letter", record.topic, str(record.partition), str(record.offset), digest.hex()), digest
 
@@ -339,4 +339,3 @@ def _headers(rejected: Rejected, now: datetime) -> list[tuple[str, bytes]]:
     ).to_kafka()
 
 
-__all__ = ["BatchOutcome", "Topics", "apply_batch", "dead_letter_id", "replace"]

@@ -7,7 +7,6 @@ one alert per event, every expected alert_id on its queue."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from urllib.parse import urlsplit, urlunsplit
 
@@ -18,8 +17,8 @@ from pydantic import SecretStr
 from hub.routing import stable_id
 from tests.faultproxy import FaultProxy
 from tests.support import (
-    carrier_update, fetch, fetchval, migrated, publish, read_topics, running_hub, shipment_event, start_hub_process,
-    wait_for_count, wait_until,
+    carrier_update, fetchval, migrated, publish, read_topics, running_hub, shipment_event, start_hub_process,
+    wait_for_count,
 )
 
 pytestmark = pytest.mark.slow
