@@ -37,7 +37,8 @@ def _raw(message: Any) -> Any:
 
 def subscribe_inbound(broker: KafkaBroker, settings: Settings, pipeline: Callable[[], Pipeline],
                       on_batch: Callable[[BatchOutcome, float], None] | None = None) -> Any:
-    @broker.subscriber(
+    """Register the batch handler; returns the subscriber (its `.consumer` is the aiokafka consumer)."""
+    subscriber = broker.subscriber(
         *settings.inbound_topics,
         group_id=settings.consumer_group,
         batch=True,
@@ -52,6 +53,8 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, pipeline: Callabl
         decoder=_raw,
         include_in_schema=False,
     )
+
+    @subscriber
     async def handle_inbound_batch(body: Any, msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         if not records:
@@ -72,11 +75,20 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, pipeline: Callabl
         log.info("batch: %d records, %d processed, %d duplicates, %d dead-lettered, %d alerts, %d tasks, "
                  "%d notifications in %.0f ms", len(records), outcome.processed, outcome.duplicates,
                  sum(outcome.dead_lettered.values()), sum(outcome.alerts.values()), outcome.tasks,
-                 outcome.notifications, elapsed * 1000)
+                 outcome.notifications, elapsed * 1000, extra={"batch": _batch_fields(records)})
         if on_batch is not None:
             on_batch(outcome, elapsed)
 
-    return handle_inbound_batch
+    return subscriber
+
+
+def _batch_fields(records: tuple) -> dict[str, Any]:
+    """Where the batch came from, for JSON logs: first and last offset per topic-partition."""
+    spans: dict[str, list[int]] = {}
+    for r in records:
+        span = spans.setdefault(f"{r.topic}/{r.partition}", [r.offset, r.offset])
+        span[0], span[1] = min(span[0], r.offset), max(span[1], r.offset)
+    return {"records": len(records), "offsets": spans}
 
 
 def _record(raw: Any) -> Record:

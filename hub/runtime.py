@@ -80,8 +80,17 @@ class HubRuntime:
     _relay_task: asyncio.Task | None = None
     _stopping: bool = False
     totals: BatchOutcome = field(default_factory=BatchOutcome)
+    subscriber: object | None = None
+    _started_extensions: list[Extension] = field(default_factory=list)
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()  # whatever did start (pool, producer, relay, broker) must not leak
+            raise
+
+    async def _start(self) -> None:
         s = self.settings
         self.rules = self.rules or load_rules(s.rules_file)
         dsn = s.database_url.get_secret_value()
@@ -90,7 +99,6 @@ class HubRuntime:
         async with self.pool.acquire() as conn:
             missing = await pending_migrations(conn)
         if missing:
-            await self.pool.close()
             raise SchemaNotReady(f"the database lacks migrations {', '.join(missing)}: run `hub migrate` first")
         self._pipeline = Pipeline(self.pool, self.rules, models_of(s), topics_of(s), s.max_message_bytes,
                                   s.retry_backoff_max_s, stopping=lambda: self._stopping)
@@ -103,11 +111,12 @@ class HubRuntime:
         await self.broker.start()
         for extension in self.extensions:
             await extension.start(self)
+            self._started_extensions.append(extension)
         log.info("hub running: group %r reading %s", s.consumer_group, ", ".join(s.inbound_topics))
 
     def _count(self, outcome: BatchOutcome, elapsed: float) -> None:
         self.totals.merge(outcome)
-        for extension in self.extensions:
+        for extension in self._started_extensions:
             extension.on_batch(outcome, elapsed)
         if self.on_batch is not None:
             self.on_batch(outcome, elapsed)
@@ -115,24 +124,28 @@ class HubRuntime:
     @property
     def consumer(self):
         """The subscriber's aiokafka consumer (assignment, positions, highwater marks), once started."""
-        return getattr(self.subscriber, "consumer", None) if self.broker is not None else None
+        return getattr(self.subscriber, "consumer", None)
 
     async def stop(self) -> None:
         """Finish the batch in hand, commit it, flush the outbox relay, close everything."""
         self._stopping = True
-        for extension in self.extensions:
-            await extension.stop()
+        while self._started_extensions:
+            await self._started_extensions.pop().stop()
         if self.broker is not None:
             await self.broker.stop()
+            self.broker = None
         if self.relay is not None:
             self.relay.stop()
         if self._relay_task is not None:
-            with suppress(asyncio.CancelledError):
+            with suppress(asyncio.CancelledError, asyncio.TimeoutError):
                 await asyncio.wait_for(self._relay_task, timeout=5)
+            self._relay_task = None
         if self._producer is not None:
             await self._producer.stop()
+            self._producer = None
         if self.pool is not None:
             await self.pool.close()
+            self.pool = None
 
     async def __aenter__(self) -> "HubRuntime":
         await self.start()

