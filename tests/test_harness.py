@@ -119,7 +119,7 @@ def test_broker_on_a_busy_port_raises_port_in_use() -> None:
         port = busy.getsockname()[1]
         with pytest.raises(PortInUseError, match=str(port)) as info:
             start_broker(port=port)
-        assert "HUB_KAFKA_BOOTSTRAP" in str(info.value)
+        assert "HUB_EMBEDDED_KAFKA_PORT" in str(info.value)
         with pytest.raises(PortInUseError, match=str(port)):
             start_postgres(Path("/nonexistent/never-created"), port=port)
 

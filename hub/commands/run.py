@@ -39,7 +39,7 @@ def embedded_services(s: Settings):
                 s = s.model_copy(update={"kafka_bootstrap": broker.bootstrap, "kafka_idempotence": False})
                 console.print(f"embedded Kafka-protocol broker (Tansu): [bold]{broker.bootstrap}[/]")
                 console.print("[yellow]note:[/] the embedded broker keeps messages in memory only; "
-                              "they are gone when `hub run` stops (Postgres data stays).")
+                              "they are gone when this command stops (Postgres data stays).")
         except (PortInUseError, EmbeddedStartError) as exc:
             fail(str(exc))
         yield s
@@ -48,7 +48,8 @@ def embedded_services(s: Settings):
 def print_connect_hint(s: Settings, embedded_db: bool) -> None:
     # A configured DSN may hold a password: only the embedded one is printed.
     db = f" HUB_DATABASE_URL={s.database_url.get_secret_value()}" if embedded_db else ""
-    console.print(f"from a second terminal:  [bold]export HUB_KAFKA_BOOTSTRAP={s.kafka_bootstrap}{db}[/]")
+    console.print(f"from a second terminal:  [bold]export HUB_KAFKA_BOOTSTRAP={s.kafka_bootstrap}{db}[/]",
+                  soft_wrap=True)  # a wrapped line would not paste as one command
 
 
 def register(app: typer.Typer) -> None:
