@@ -1,8 +1,9 @@
 """The hub's FastStream subscriber: the three inbound topics, one consumer group, batches.
 
     getmany (FastStream batch subscriber, AckPolicy.MANUAL)
-      -> Pipeline.process(records)          one Postgres transaction per batch
-      -> commit {partition: last offset + 1} only after that transaction committed
+      -> decode each record                  (while the previous batch is in Postgres)
+      -> Pipeline.store: one transaction     (at most HUB_BATCH_PIPELINE_DEPTH batches in flight)
+      -> commit {partition: last offset + 1} in batch order, each only after its transaction committed
 
 A new consumer group starts from the earliest offset, so nothing published before the hub's
 first start is missed.
@@ -13,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -35,8 +38,89 @@ def _raw(message: Any) -> Any:
     return None
 
 
-def subscribe_inbound(broker: KafkaBroker, settings: Settings, pipeline: Callable[[], Pipeline],
-                      on_batch: Callable[[BatchOutcome, float], None] | None = None) -> Any:
+@dataclass
+class _InFlight:
+    task: asyncio.Task
+    records: tuple
+    started: float
+
+
+class InboundBatches:
+    """Stores batches concurrently (per-shipment locks in Postgres keep them consistent) and
+    commits their offsets strictly in the order the batches were read."""
+
+    def __init__(self, pipeline: Callable[[], Pipeline], depth: int,
+                 on_batch: Callable[[BatchOutcome, float], None] | None = None) -> None:
+        self._pipeline = pipeline
+        self._depth = max(1, depth)
+        self._on_batch = on_batch
+        self._in_flight: deque[_InFlight] = deque()
+        self._lock = asyncio.Lock()
+        self._background: set[asyncio.Task] = set()
+        self.stopping = False
+
+    async def handle(self, records: tuple, consumer: Any) -> None:
+        if not records or self.stopping:
+            return  # not stored, not committed: read again after the restart
+        pipeline = self._pipeline()
+        started = time.perf_counter()
+        decoded = pipeline.decode([_record(r) for r in records])
+        task = asyncio.create_task(pipeline.store(*decoded), name="store-batch")
+        self._in_flight.append(_InFlight(task, records, started))
+        # Commit as soon as it is stored, even if no further batch arrives to wait on it.
+        task.add_done_callback(lambda _: self._background.add(asyncio.create_task(self._settle_done(consumer))))
+        await self.settle(consumer, keep=0 if self.stopping else self._depth - 1)
+
+    async def _settle_done(self, consumer: Any) -> None:
+        await self.settle(consumer, keep=0, only_done=True)
+        self._background.discard(asyncio.current_task())
+
+    async def settle(self, consumer: Any, keep: int = 0, only_done: bool = False) -> None:
+        """Wait for the oldest batches until at most `keep` are in flight, committing each in order.
+
+        With `only_done`, commit just the leading batches that are already stored, without waiting.
+        """
+        async with self._lock:
+            while len(self._in_flight) > keep and not (only_done and not self._in_flight[0].task.done()):
+                batch = self._in_flight[0]
+                try:
+                    outcome = await asyncio.shield(batch.task)
+                except Stopping as exc:
+                    self._abandon(consumer, f"{exc}")
+                    return
+                except Exception:  # noqa: BLE001 - never skip a batch: rewind and read it again
+                    log.exception("batch of %d records failed unexpectedly; rewinding to retry it",
+                                  len(batch.records))
+                    self._abandon(consumer, "rewound after an unexpected error")
+                    await asyncio.sleep(1.0)
+                    return
+                self._in_flight.popleft()
+                await _commit(consumer, batch.records)
+                self._report(batch, outcome)
+
+    def _abandon(self, consumer: Any, why: str) -> None:
+        """Drop every batch from the failed one on: none of their offsets may be committed, and the
+        consumer re-reads from the failed batch's first records (stored ones become duplicates)."""
+        abandoned = list(self._in_flight)
+        self._in_flight.clear()
+        for batch in abandoned:
+            batch.task.cancel()
+        records = tuple(r for batch in abandoned for r in batch.records)
+        if not self.stopping:
+            _rewind(consumer, records)
+        log.warning("%s; %d records left uncommitted, to be read again", why, len(records))
+
+    def _report(self, batch: _InFlight, outcome: BatchOutcome) -> None:
+        elapsed = time.perf_counter() - batch.started
+        log.info("batch: %d records, %d processed, %d duplicates, %d dead-lettered, %d alerts, %d tasks, "
+                 "%d notifications in %.0f ms", len(batch.records), outcome.processed, outcome.duplicates,
+                 sum(outcome.dead_lettered.values()), sum(outcome.alerts.values()), outcome.tasks,
+                 outcome.notifications, elapsed * 1000, extra={"batch": _batch_fields(batch.records)})
+        if self._on_batch is not None:
+            self._on_batch(outcome, elapsed)
+
+
+def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundBatches) -> Any:
     """Register the batch handler; returns the subscriber (its `.consumer` is the aiokafka consumer)."""
     subscriber = broker.subscriber(
         *settings.inbound_topics,
@@ -57,27 +141,7 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, pipeline: Callabl
     @subscriber
     async def handle_inbound_batch(body: Any, msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
-        if not records:
-            return
-        started = time.perf_counter()
-        try:
-            outcome = await pipeline().process([_record(r) for r in records])
-        except Stopping as exc:
-            log.warning("%s; %d records left uncommitted for the next start", exc, len(records))
-            return
-        except Exception:  # noqa: BLE001 - never skip a batch: rewind and try again
-            log.exception("batch of %d records failed unexpectedly; rewinding to retry it", len(records))
-            _rewind(msg.consumer, records)
-            await asyncio.sleep(1.0)
-            return
-        await _commit(msg.consumer, records)
-        elapsed = time.perf_counter() - started
-        log.info("batch: %d records, %d processed, %d duplicates, %d dead-lettered, %d alerts, %d tasks, "
-                 "%d notifications in %.0f ms", len(records), outcome.processed, outcome.duplicates,
-                 sum(outcome.dead_lettered.values()), sum(outcome.alerts.values()), outcome.tasks,
-                 outcome.notifications, elapsed * 1000, extra={"batch": _batch_fields(records)})
-        if on_batch is not None:
-            on_batch(outcome, elapsed)
+        await batches.handle(records, msg.consumer)
 
     return subscriber
 

@@ -55,7 +55,10 @@ class Pipeline:
         return accepted, rejected
 
     async def process(self, records: Sequence[Record]) -> BatchOutcome:
-        accepted, rejected = self.decode(records)
+        return await self.store(*self.decode(records))
+
+    async def store(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
+        """Store one decoded batch: one transaction, retried until it commits or the hub stops."""
         try:
             outcome = await self._with_retry(accepted, rejected)
         except asyncpg.PostgresError as exc:
@@ -63,7 +66,7 @@ class Pipeline:
                 raise
             log.warning("batch refused by Postgres (%s); storing its records one by one", type(exc).__name__)
             outcome = await self._one_by_one(accepted, rejected)
-        outcome.records = len(records)
+        outcome.records = len(accepted) + len(rejected)
         return outcome
 
     async def _with_retry(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:

@@ -65,6 +65,10 @@ class OutboxRelay:
             while not self._stop.is_set():
                 if await self.drain_once(conn) < self.batch_size:
                     await self._wait_for_work()
+            # A graceful stop publishes what the last batches wrote, so their alerts are not held
+            # until the next start (bounded by the runtime's wait for this task).
+            while await self.drain_once(conn) == self.batch_size:
+                pass
         finally:
             await conn.close(timeout=2)
 

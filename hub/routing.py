@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from hub.rules import ETA_PAST_PROMISE, REPEAT_CONTACT, URGENT_CREATED, Queue, Rule, Rules
 from hub.state import CustomerInfo, Known, ShipmentSheet
@@ -41,6 +41,22 @@ MILESTONE_REACHED = {
 
 def stable_id(*parts: str) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+
+
+class SourceRef(NamedTuple):
+    """Where an event was read; becomes the alert's `source` only when an alert is raised."""
+
+    topic: str
+    partition: int
+    offset: int
+    event_id: str
+
+
+Source = AlertSource | SourceRef
+
+
+def _alert_source(source: Source) -> AlertSource:
+    return source if isinstance(source, AlertSource) else AlertSource(**source._asdict())
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +108,7 @@ class _Context:
     """Facts of one event that every rule output needs."""
 
     event: InboundEvent
-    source: AlertSource
+    source: Source
     shipment_id: str | None
     customer: CustomerInfo | None
     order_id: str | None
@@ -103,7 +119,7 @@ class _Context:
 # --- entry points ----------------------------------------------------------------------------
 
 
-def route_event(event: InboundEvent, known: Known, source: AlertSource, rules: Rules, now: datetime) -> Decision:
+def route_event(event: InboundEvent, known: Known, source: Source, rules: Rules, now: datetime) -> Decision:
     if isinstance(event, ShipmentEvent):
         return route_shipment_event(event, known, source, rules, now)
     if isinstance(event, CarrierUpdate):
@@ -114,7 +130,7 @@ def route_event(event: InboundEvent, known: Known, source: AlertSource, rules: R
 
 
 def route_shipment_event(
-    event: ShipmentEvent, known: Known, source: AlertSource, rules: Rules, now: datetime
+    event: ShipmentEvent, known: Known, source: Source, rules: Rules, now: datetime
 ) -> Decision:
     before = known.sheet or ShipmentSheet(event.shipment_id)
     late = before.is_late(event.occurred_at)
@@ -135,22 +151,21 @@ def route_shipment_event(
         # and the customer hears of the current milestone (never a superseded one).
         adopt = event.customer_id
         sheet = _notify_current_milestone(sheet, ctx, rules, notifications)
-    return replace(decision, notifications=tuple(notifications), sheet=sheet,
-                   new_customer=new_customer, adopt_customer=adopt)
+    return Decision(decision.alerts, decision.tasks, tuple(notifications), sheet, new_customer, adopt)
 
 
 def route_carrier_update(
-    event: CarrierUpdate, known: Known, source: AlertSource, rules: Rules, now: datetime
+    event: CarrierUpdate, known: Known, source: Source, rules: Rules, now: datetime
 ) -> Decision:
     before = known.sheet or ShipmentSheet(event.shipment_id)
     late = before.is_late(event.occurred_at)
     sheet = before
     if not late:
-        sheet = replace(sheet, status=CARRIER_TO_SHIPMENT_STATUS[event.status], last_event_at=event.occurred_at)
+        sheet = sheet.evolve(status=CARRIER_TO_SHIPMENT_STATUS[event.status], last_event_at=event.occurred_at)
     if event.carrier_id and (sheet.carrier_id is None or not late):
-        sheet = replace(sheet, carrier_id=event.carrier_id)
+        sheet = sheet.evolve(carrier_id=event.carrier_id)
     if event.eta is not None and (sheet.eta_reported_at is None or event.occurred_at >= sheet.eta_reported_at):
-        sheet = replace(sheet, eta=event.eta, eta_reported_at=event.occurred_at)
+        sheet = sheet.evolve(eta=event.eta, eta_reported_at=event.occurred_at)
     triggers = carrier_triggers(event)
     sheet, eta_trigger = _eta_check(sheet, before)
     # Carrier updates carry no customer: it comes from the sheet, if the shipment is known.
@@ -161,10 +176,10 @@ def route_carrier_update(
     decision = _raise(fired, ctx, rules)
     notifications = list(decision.notifications)
     sheet = _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
-    return replace(decision, notifications=tuple(notifications), sheet=sheet)
+    return Decision(decision.alerts, decision.tasks, tuple(notifications), sheet)
 
 
-def route_call_log(event: CallLog, known: Known, source: AlertSource, rules: Rules, now: datetime) -> Decision:
+def route_call_log(event: CallLog, known: Known, source: Source, rules: Rules, now: datetime) -> Decision:
     customer, new_customer = _customer(event.customer_id, known.customer)
     sheet = known.sheet or (ShipmentSheet(event.shipment_id) if event.shipment_id else None)
     triggers = call_triggers(event)
@@ -174,9 +189,9 @@ def route_call_log(event: CallLog, known: Known, source: AlertSource, rules: Rul
                    sheet.promised_delivery_at if sheet else None, now)
     fired = fire(triggers, rules)
     if sheet is not None and any(REPEAT_CONTACT in rule.when for rule in fired):
-        sheet = replace(sheet, repeat_contact_fired=(*sheet.repeat_contact_fired, event.occurred_at))
+        sheet = sheet.evolve(repeat_contact_fired=(*sheet.repeat_contact_fired, event.occurred_at))
     decision = _raise(fired, ctx, rules)
-    return replace(decision, sheet=sheet, new_customer=new_customer)
+    return Decision(decision.alerts, decision.tasks, decision.notifications, sheet, new_customer)
 
 
 # --- triggers --------------------------------------------------------------------------------
@@ -205,10 +220,12 @@ def call_triggers(event: CallLog) -> frozenset[str]:
 
 def fire(triggers: frozenset[str] | set[str], rules: Rules) -> list[Rule]:
     """The first matching rule per handler queue, in rules-file order."""
+    by_trigger = rules.rules_by_trigger
+    matching = sorted({i for trigger in triggers for i in by_trigger.get(trigger, ())})
     fired: dict[str, Rule] = {}
-    for rule in rules.rules:
-        if rule.queue not in fired and triggers.intersection(rule.when):
-            fired[rule.queue] = rule
+    for index in matching:
+        rule = rules.rules[index]
+        fired.setdefault(rule.queue, rule)
     return list(fired.values())
 
 
@@ -228,7 +245,7 @@ def _apply_shipment_facts(sheet: ShipmentSheet, event: ShipmentEvent, late: bool
             changes[name] = value
     if event.priority is Priority.URGENT:
         changes["priority"] = Priority.URGENT.value
-    return replace(sheet, **changes) if changes else sheet
+    return sheet.evolve(**changes) if changes else sheet
 
 
 def _eta_check(sheet: ShipmentSheet, before: ShipmentSheet) -> tuple[ShipmentSheet, frozenset[str]]:
@@ -236,7 +253,7 @@ def _eta_check(sheet: ShipmentSheet, before: ShipmentSheet) -> tuple[ShipmentShe
     if sheet.eta is None or sheet.promised_delivery_at is None:
         return sheet, frozenset()
     if sheet.eta <= sheet.promised_delivery_at:
-        return replace(sheet, eta_alerted=False), frozenset()
+        return sheet.evolve(eta_alerted=False), frozenset()
     changed = (sheet.eta, sheet.promised_delivery_at) != (before.eta, before.promised_delivery_at)
     if sheet.eta_alerted or not changed:
         return sheet, frozenset()
@@ -245,7 +262,7 @@ def _eta_check(sheet: ShipmentSheet, before: ShipmentSheet) -> tuple[ShipmentShe
 
 def _mark_eta_alerted(sheet: ShipmentSheet, fired: list[Rule], eta_trigger: frozenset[str]) -> ShipmentSheet:
     if eta_trigger and any(ETA_PAST_PROMISE in rule.when for rule in fired):
-        return replace(sheet, eta_alerted=True)
+        return sheet.evolve(eta_alerted=True)
     return sheet
 
 
@@ -304,7 +321,7 @@ def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskD
     due = _due_at(rule, severity, ctx, rules)
     customer_id = ctx.customer.customer_id if ctx.customer else None
     alert_id = stable_id("alert", event.event_id, rule.id)
-    details: dict[str, Any] = {"rule": rule.id, "alert_id": alert_id, "source": ctx.source.model_dump(),
+    details: dict[str, Any] = {"rule": rule.id, "alert_id": alert_id, "source": _alert_source(ctx.source).model_dump(),
                                "event_type": _event_type(event)}
     if rule.task.attach_declared_value and getattr(event, "declared_value", None) is not None:
         details["declared_value"] = event.declared_value.model_dump(mode="json")
@@ -330,7 +347,7 @@ def _alert(rule: Rule, task: TaskDecision, ctx: _Context) -> Alert:
     return Alert(
         alert_id=task.alert_id, kind=rule.kind, severity=task.severity, rule=rule.id,
         shipment_id=ctx.shipment_id, customer_id=task.customer_id,
-        summary=_summary(rule, ctx), task_id=task.task_id, source=ctx.source,
+        summary=_summary(rule, ctx), task_id=task.task_id, source=_alert_source(ctx.source),
         created_at=ctx.now, due_at=task.due_at,
     )
 
@@ -370,10 +387,11 @@ def _notification(kind: NotificationKind, ctx: _Context, rules: Rules, reference
 
 
 def milestone_of(triggers: frozenset[str], rules: Rules) -> NotificationKind | None:
-    for kind, when in rules.milestones.items():
-        if triggers.intersection(when):
-            return kind
-    return None
+    kinds = [kind for trigger in triggers if (kind := rules.milestone_by_trigger.get(trigger)) is not None]
+    if not kinds:
+        return None
+    order = list(rules.milestones)
+    return min(kinds, key=order.index)
 
 
 def _notify_milestone(sheet: ShipmentSheet, triggers: frozenset[str], late: bool, ctx: _Context,
@@ -384,7 +402,7 @@ def _notify_milestone(sheet: ShipmentSheet, triggers: frozenset[str], late: bool
     if ctx.customer is None:
         return sheet  # unknown shipment: notified when its customer becomes known
     out.append(_notification(kind, ctx, rules))
-    return replace(sheet, notified_milestones=sheet.notified_milestones | {kind.value})
+    return sheet.evolve(notified_milestones=sheet.notified_milestones | {kind.value})
 
 
 def _superseded(kind: NotificationKind, sheet: ShipmentSheet) -> bool:
@@ -403,4 +421,4 @@ def _notify_current_milestone(sheet: ShipmentSheet, ctx: _Context, rules: Rules,
     if kind is None or kind.value in sheet.notified_milestones:
         return sheet
     out.append(_notification(kind, ctx, rules))
-    return replace(sheet, notified_milestones=sheet.notified_milestones | {kind.value})
+    return sheet.evolve(notified_milestones=sheet.notified_milestones | {kind.value})

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import string
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from schemas.enums import (
     AlertKind,
@@ -49,6 +50,15 @@ def known_triggers() -> set[str]:
 
 def _placeholders(text: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+
+
+def _known_trigger(name: str) -> str:
+    if name not in known_triggers():
+        raise ValueError(f"unknown trigger {name!r}; see the list at the top of the default rules file")
+    return name
+
+
+KnownTrigger = Annotated[str, AfterValidator(_known_trigger)]
 
 
 class _Strict(BaseModel):
@@ -115,7 +125,7 @@ class Rules(_Strict):
     key_account: KeyAccount
     repeat_contact: RepeatContact = RepeatContact()
     rules: tuple[Rule, ...] = Field(min_length=1)
-    milestones: dict[NotificationKind, tuple[str, ...]]
+    milestones: dict[NotificationKind, tuple[KnownTrigger, ...]]
     templates: dict[NotificationKind, dict[Language, str]] = {}
 
     @field_validator("response_hours")
@@ -132,14 +142,33 @@ class Rules(_Strict):
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
             raise ValueError(f"rule ids must be unique; repeated: {sorted(dupes)}")
-        for kind, triggers in self.milestones.items():
-            unknown = [t for t in triggers if t not in known_triggers()]
-            if unknown:
-                raise ValueError(f"milestone {kind.value}: unknown trigger(s) {unknown}")
         return self
 
     def response_time(self, severity: Severity) -> timedelta:
-        return timedelta(hours=self.response_hours[severity])
+        return self._response_times[severity]
+
+    # Lookups routing makes for every event, computed once per rules file.
+    @cached_property
+    def _response_times(self) -> dict[Severity, timedelta]:
+        return {severity: timedelta(hours=hours) for severity, hours in self.response_hours.items()}
+
+    @cached_property
+    def rules_by_trigger(self) -> dict[str, tuple[int, ...]]:
+        """trigger -> indexes (file order) of the rules it matches."""
+        found: dict[str, list[int]] = {}
+        for index, rule in enumerate(self.rules):
+            for trigger in rule.when:
+                found.setdefault(trigger, []).append(index)
+        return {trigger: tuple(indexes) for trigger, indexes in found.items()}
+
+    @cached_property
+    def milestone_by_trigger(self) -> dict[str, NotificationKind]:
+        """trigger -> milestone kind; the first milestone listed wins, as in the file."""
+        found: dict[str, NotificationKind] = {}
+        for kind, triggers in self.milestones.items():
+            for trigger in triggers:
+                found.setdefault(trigger, kind)
+        return found
 
 
 class RulesError(ValueError):
@@ -153,6 +182,7 @@ def load_rules(path: Path | None = None, templates_path: Path | None = None) -> 
     _check_templates(templates, template_lines, templates_path or DEFAULT_TEMPLATES_FILE)
     if not isinstance(data, dict):
         raise RulesError(f"{path}: line 1: the rules file must be a mapping (see the default {DEFAULT_RULES_FILE.name})")
+    _check_unique_ids(data, lines, path)
     try:
         return Rules.model_validate({**data, "templates": templates})
     except ValidationError as exc:
@@ -160,6 +190,17 @@ def load_rules(path: Path | None = None, templates_path: Path | None = None) -> 
         line = _line_for(lines, error["loc"])
         where = ".".join(str(p) for p in error["loc"]) or "(top level)"
         raise RulesError(f"{path}: line {line}: {where}: {error['msg']}") from None
+
+
+def _check_unique_ids(data: dict, lines: dict[tuple, int], path: Path) -> None:
+    seen: set[str] = set()
+    rules = data.get("rules")
+    for index, rule in enumerate(rules if isinstance(rules, list) else []):
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        if isinstance(rule_id, str) and rule_id in seen:
+            line = _line_for(lines, ("rules", index, "id"))
+            raise RulesError(f"{path}: line {line}: rules.{index}.id: rule id {rule_id!r} is already used; ids must be unique")
+        seen.add(rule_id)
 
 
 def _check_templates(templates: Any, lines: dict[tuple, int], path: Path) -> None:

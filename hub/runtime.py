@@ -17,7 +17,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-from consumers.inbound import subscribe_inbound
+from consumers.inbound import InboundBatches, subscribe_inbound
 from hub.config import Settings
 from hub.migrate import pending_migrations
 from hub.kafka import ensure_topics, faststream_security, producer_kwargs
@@ -81,6 +81,7 @@ class HubRuntime:
     _stopping: bool = False
     totals: BatchOutcome = field(default_factory=BatchOutcome)
     subscriber: object | None = None
+    _batches: InboundBatches | None = None
     _started_extensions: list[Extension] = field(default_factory=list)
 
     async def start(self) -> None:
@@ -107,7 +108,8 @@ class HubRuntime:
         self.relay = OutboxRelay(dsn, self._producer, s.outbox_batch_size, s.outbox_poll_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self.broker = build_broker(s)
-        self.subscriber = subscribe_inbound(self.broker, s, lambda: self._pipeline, self._count)
+        self._batches = InboundBatches(lambda: self._pipeline, s.batch_pipeline_depth, self._count)
+        self.subscriber = subscribe_inbound(self.broker, s, self._batches)
         await self.broker.start()
         for extension in self.extensions:
             await extension.start(self)
@@ -131,6 +133,9 @@ class HubRuntime:
         self._stopping = True
         while self._started_extensions:
             await self._started_extensions.pop().stop()
+        if self._batches is not None and self.consumer is not None:
+            self._batches.stopping = True
+            await self._batches.settle(self.consumer)  # commit what is in flight while the consumer runs
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None

@@ -5,7 +5,7 @@ Plain immutable values: the store loads them, routing reads them and returns new
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 
 from schemas.enums import CustomerTier, Language, NotificationChannel, ShipmentEventType
@@ -29,9 +29,20 @@ class ShipmentSheet:
     notified_milestones: frozenset[str] = frozenset()
     repeat_contact_fired: tuple[datetime, ...] = ()
 
+    def evolve(self, **changes: object) -> "ShipmentSheet":
+        """A copy with some facts changed (dataclasses.replace, without its per-call introspection:
+        routing evolves a sheet several times per event on the hot path)."""
+        new = object.__new__(ShipmentSheet)
+        for name in _SHEET_FIELDS:
+            object.__setattr__(new, name, changes[name] if name in changes else getattr(self, name))
+        return new
+
     def is_late(self, occurred_at: datetime) -> bool:
         """An event older than the sheet's latest status never moves it backwards."""
         return self.last_event_at is not None and occurred_at < self.last_event_at
+
+
+_SHEET_FIELDS = tuple(f.name for f in fields(ShipmentSheet))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ after this transaction has committed.
 from __future__ import annotations
 
 import hashlib
+import uuid
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import orjson
 
 from hub import queries
 from hub.decoding import Accepted, Record, Rejected
-from hub.routing import Decision, route_event, stable_id
+from hub.routing import Decision, SourceRef, route_event, stable_id
 from hub.rules import Rules
 from hub.state import CustomerInfo, Known, ShipmentSheet
 from schemas.enums import (
@@ -31,7 +32,7 @@ from schemas.enums import (
     ShipmentEventType,
 )
 from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
-from schemas.outbound import AlertSource, DeadLetterHeaders
+from schemas.outbound import DeadLetterHeaders
 
 log = logging.getLogger("hub.store")
 
@@ -124,11 +125,9 @@ async def _claim_inbox(conn: asyncpg.Connection, items: list[Accepted]
                        ) -> tuple[list[Accepted], list[Rejected], list[Accepted]]:
     if not items:
         return [], [], []
-    rows = await conn.fetch(
-        queries.INSERT_INBOX,
-        [a.event.event_id for a in items], [a.record.topic for a in items], [a.payload_hash for a in items],
-        [a.record.partition for a in items], [a.record.offset for a in items],
-    )
+    rows = await conn.fetch(queries.INSERT_INBOX, _rows([
+        {"event_id": a.event.event_id, "topic": a.record.topic, "payload_hash": _bytea(a.payload_hash),
+         "partition": a.record.partition, "offset": a.record.offset} for a in items]))
     inserted = {r["event_id"] for r in rows}
     fresh = [a for a in items if a.event.event_id in inserted]
     seen = [a for a in items if a.event.event_id not in inserted]
@@ -218,9 +217,7 @@ def _decide(items: list[Accepted], state: _KnownState, rules: Rules, now: dateti
             getattr(event, "customer_id", None)
         customer = state.customers.get(customer_id) if customer_id else None
         known = Known(sheet, customer, tuple(state.contacts.get(shipment_id, ())) if shipment_id else ())
-        # Built for every event, read only when an alert is raised: skip validation of known-good ints/strs.
-        source = AlertSource.model_construct(topic=item.record.topic, partition=item.record.partition,
-                                             offset=item.record.offset, event_id=event.event_id)
+        source = SourceRef(item.record.topic, item.record.partition, item.record.offset, event.event_id)
         decision = route_event(event, known, source, rules, now)
         _remember(state, item, decision, rules)
         decisions.append(decision)
@@ -245,8 +242,17 @@ def _remember(state: _KnownState, item: Accepted, decision: Decision, rules: Rul
 # --- writing ---------------------------------------------------------------------------------
 
 
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+def _rows(rows: list[dict[str, Any]]) -> str:
+    """One JSON array for json_populate_recordset (see hub/queries.py)."""
+    return orjson.dumps(rows).decode()
+
+
+def _bytea(value: bytes | None) -> str | None:
+    return None if value is None else "\\x" + value.hex()
+
+
+def _hex_headers(headers) -> list[list[str]]:
+    return [[name, value.hex()] for name, value in headers]
 
 
 async def _write(conn: asyncpg.Connection, items: list[Accepted], decisions: list[Decision],
@@ -254,25 +260,24 @@ async def _write(conn: asyncpg.Connection, items: list[Accepted], decisions: lis
     if state.new_customers:
         await conn.execute(queries.INSERT_CUSTOMERS, sorted(state.new_customers))
     if state.touched:
-        await _write_sheets(conn, [state.sheets[s] for s in sorted(state.touched)])
+        sheets = [_sheet_row(state.sheets[s]) for s in sorted(state.touched)]
+        await conn.execute(queries.UPSERT_SHIPMENTS, _rows(sheets))
     await _write_history(conn, items)
     tasks = [t for d in decisions for t in d.tasks]
-    if tasks:
-        await conn.execute(queries.INSERT_TASKS, *_columns(tasks, lambda t: (
-            t.task_id, t.department, t.kind, t.severity.value, t.shipment_id, t.customer_id, t.title,
-            _json(t.details), t.due_at, t.source_event_id, t.rule, t.alert_id)))
+    await _copy(conn, queries.COPY_TASKS, [(
+        uuid.UUID(t.task_id), t.department, t.kind, t.severity.value, t.shipment_id, t.customer_id, t.title,
+        _json(t.details), t.due_at, t.source_event_id, t.rule, uuid.UUID(t.alert_id)) for t in tasks])
     notes = [n for d in decisions for n in d.notifications]
-    if notes:
-        await conn.execute(queries.INSERT_NOTIFICATIONS, *_columns(notes, lambda n: (
-            n.notification_id, n.customer_id, n.shipment_id, n.kind.value, n.channel, n.language, n.body,
-            n.source_event_id)))
+    await _copy(conn, queries.COPY_NOTIFICATIONS, [(
+        uuid.UUID(n.notification_id), n.customer_id, n.shipment_id, n.kind.value, n.channel, n.language, n.body,
+        n.source_event_id) for n in notes])
     if state.adoptions:
         await conn.execute(queries.ADOPT_TASKS, list(state.adoptions), list(state.adoptions.values()))
     alerts = [a for d in decisions for a in d.alerts]
     if alerts:
-        await conn.execute(queries.INSERT_OUTBOX, *_columns(alerts, lambda a: (
+        await _copy(conn, queries.COPY_OUTBOX, [(
             topics.alerts[a.queue], (a.alert.key or "").encode(), a.alert.model_dump_json().encode(),
-            _json([["hub.alert_id", a.alert.alert_id.encode().hex()]]), a.alert.alert_id)))
+            _json([["hub.alert_id", a.alert.alert_id.encode().hex()]]), a.alert.alert_id) for a in alerts])
         await conn.execute(queries.NOTIFY_OUTBOX)
     outcome.tasks += len(tasks)
     outcome.notifications += len(notes)
@@ -280,31 +285,34 @@ async def _write(conn: asyncpg.Connection, items: list[Accepted], decisions: lis
         outcome.alerts[(a.queue, a.alert.severity.value)] += 1
 
 
-def _columns(rows: list, to_tuple) -> list[list]:
-    tuples = [to_tuple(r) for r in rows]
-    return [list(col) for col in zip(*tuples)]
+async def _copy(conn: asyncpg.Connection, target: tuple[str, tuple[str, ...]], records: list[tuple]) -> None:
+    if records:
+        table, columns = target
+        await conn.copy_records_to_table(table, records=records, columns=columns)
 
 
-async def _write_sheets(conn: asyncpg.Connection, sheets: list[ShipmentSheet]) -> None:
-    await conn.execute(queries.UPSERT_SHIPMENTS, *_columns(sheets, lambda s: (
-        s.shipment_id, s.customer_id, s.order_id, s.status.value if s.status else None, s.last_event_at,
-        s.promised_delivery_at, s.eta, s.eta_reported_at, s.eta_alerted, s.carrier_id, s.priority,
-        ",".join(sorted(s.notified_milestones)),
-        ",".join(t.isoformat() for t in s.repeat_contact_fired))))
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sheet_row(s: ShipmentSheet) -> dict[str, Any]:
+    return {"shipment_id": s.shipment_id, "customer_id": s.customer_id, "order_id": s.order_id,
+            "status": s.status, "last_event_at": s.last_event_at, "promised_delivery_at": s.promised_delivery_at,
+            "eta": s.eta, "eta_reported_at": s.eta_reported_at, "eta_alerted": s.eta_alerted,
+            "carrier_id": s.carrier_id, "priority": s.priority,
+            "notified_milestones": sorted(s.notified_milestones), "repeat_contact_fired": s.repeat_contact_fired}
 
 
 async def _write_history(conn: asyncpg.Connection, items: list[Accepted]) -> None:
-    movements = [a for a in items if not isinstance(a.event, CallLog)]
-    if movements:
-        await conn.execute(queries.INSERT_SHIPMENT_EVENTS, *_columns(movements, lambda a: (
-            a.event.event_id, a.event.shipment_id, a.record.topic,
-            (a.event.type if isinstance(a.event, ShipmentEvent) else a.event.status).value,
-            a.event.occurred_at, a.payload_text)))
-    calls = [a for a in items if isinstance(a.event, CallLog)]
-    if calls:
-        await conn.execute(queries.INSERT_CALL_LOGS, *_columns(calls, lambda a: (
-            a.event.event_id, a.event.call_id, a.event.customer_id, a.event.shipment_id, a.event.direction.value,
-            a.event.channel.value, a.event.category.value, a.event.occurred_at, a.payload_text)))
+    # The payload is stored as received (the text the decoder checked), unknown fields included.
+    await _copy(conn, queries.COPY_SHIPMENT_EVENTS, [(
+        a.event.event_id, a.event.shipment_id, a.record.topic,
+        (a.event.type if isinstance(a.event, ShipmentEvent) else a.event.status).value,
+        a.event.occurred_at, a.payload_text) for a in items if not isinstance(a.event, CallLog)])
+    await _copy(conn, queries.COPY_CALL_LOGS, [(
+        a.event.event_id, a.event.call_id, a.event.customer_id, a.event.shipment_id, a.event.direction.value,
+        a.event.channel.value, a.event.category.value, a.event.occurred_at, a.payload_text)
+        for a in items if isinstance(a.event, CallLog)])
 
 
 # --- dead letters ----------------------------------------------------------------------------
@@ -322,10 +330,11 @@ async def _dead_letter(conn: asyncpg.Connection, rejected: list[Rejected], topic
     if not rejected:
         return
     ids = [dead_letter_id(r.record) for r in rejected]
-    rows = await conn.fetch(queries.INSERT_DEAD_LETTERS, *_columns(list(zip(ids, rejected)), lambda p: (
-        p[0][0], p[1].record.topic, p[1].record.partition, p[1].record.offset, p[0][1], p[1].reason.value,
-        p[1].error_class, p[1].message, p[1].record.key, p[1].record.value,
-        _json([[k, v.hex()] for k, v in p[1].record.headers]))))
+    rows = await conn.fetch(queries.INSERT_DEAD_LETTERS, _rows([{
+        "id": dead_id, "source_topic": r.record.topic, "source_partition": r.record.partition,
+        "source_offset": r.record.offset, "value_hash": _bytea(digest), "reason": r.reason, "error_class": r.error_class,
+        "message": r.message, "key": _bytea(r.record.key), "value": _bytea(r.record.value),
+        "headers": _hex_headers(r.record.headers)} for (dead_id, digest), r in zip(ids, rejected)]))
     new = {str(r["id"]) for r in rows}
     fresh = [(i, r) for (i, _), r in zip(ids, rejected) if i in new]
     for _, r in fresh:
@@ -335,9 +344,10 @@ async def _dead_letter(conn: asyncpg.Connection, rejected: list[Rejected], topic
                     r.record.offset, r.message, extra=_ids_of(r.record))
     if not fresh:
         return
-    await conn.execute(queries.INSERT_OUTBOX, *_columns(fresh, lambda p: (
-        topics.dead_letter, p[1].record.key, p[1].record.value or b"",
-        _json([[k, v.hex()] for k, v in (*p[1].record.headers, *_headers(p[1], now))]), p[0])))
+    await conn.execute(queries.INSERT_OUTBOX, _rows([{
+        "topic": topics.dead_letter, "key": _bytea(r.record.key), "value": _bytea(r.record.value or b""),
+        "headers": _hex_headers((*r.record.headers, *_headers(r, now))), "message_id": dead_id}
+        for dead_id, r in fresh]))
     await conn.execute(queries.NOTIFY_OUTBOX)
 
 
