@@ -6,6 +6,7 @@ occurred_at order and writes the returned `Decision` in the batch's transaction.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -28,6 +29,7 @@ from schemas.outbound import Alert, AlertSource
 
 # Fixed forever: ids derived from it must stay the same across versions and restarts.
 ID_NAMESPACE = uuid.UUID("6f1c2a8e-5d3b-4b7e-9a51-0c2f4e8d7b13")
+_NAMESPACE_BYTES = ID_NAMESPACE.bytes
 MILESTONE_KINDS = (NotificationKind.DISPATCHED, NotificationKind.OUT_FOR_DELIVERY, NotificationKind.DELIVERED)
 # The latest milestone a status implies: a parcel in transit has been dispatched, a failed attempt was out for delivery.
 MILESTONE_REACHED = {
@@ -40,7 +42,16 @@ MILESTONE_REACHED = {
 
 
 def stable_id(*parts: str) -> str:
-    return str(uuid.uuid5(ID_NAMESPACE, "\x1f".join(parts)))
+    """uuid5(ID_NAMESPACE, parts joined by U+001F), as text: the same id for the same event and rule.
+
+    Spelled out (RFC 4122 name-based, SHA-1) because uuid.uuid5 and str(UUID) cost 3x more, and
+    every alert, task and notification needs one.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class SourceRef(NamedTuple):
@@ -344,7 +355,8 @@ def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskD
 
 
 def _alert(rule: Rule, task: TaskDecision, ctx: _Context) -> Alert:
-    return Alert(
+    # Every value is already typed and checked: skip a second validation on the hot path.
+    return Alert.model_construct(
         alert_id=task.alert_id, kind=rule.kind, severity=task.severity, rule=rule.id,
         shipment_id=ctx.shipment_id, customer_id=task.customer_id,
         summary=_summary(rule, ctx), task_id=task.task_id, source=_alert_source(ctx.source),

@@ -8,7 +8,6 @@ after this transaction has committed.
 from __future__ import annotations
 
 import hashlib
-import uuid
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -265,11 +264,11 @@ async def _write(conn: asyncpg.Connection, items: list[Accepted], decisions: lis
     await _write_history(conn, items)
     tasks = [t for d in decisions for t in d.tasks]
     await _copy(conn, queries.COPY_TASKS, [(
-        uuid.UUID(t.task_id), t.department, t.kind, t.severity.value, t.shipment_id, t.customer_id, t.title,
-        _json(t.details), t.due_at, t.source_event_id, t.rule, uuid.UUID(t.alert_id)) for t in tasks])
+        t.task_id, t.department, t.kind, t.severity.value, t.shipment_id, t.customer_id, t.title,
+        _json(t.details), t.due_at, t.source_event_id, t.rule, t.alert_id) for t in tasks])
     notes = [n for d in decisions for n in d.notifications]
     await _copy(conn, queries.COPY_NOTIFICATIONS, [(
-        uuid.UUID(n.notification_id), n.customer_id, n.shipment_id, n.kind.value, n.channel, n.language, n.body,
+        n.notification_id, n.customer_id, n.shipment_id, n.kind.value, n.channel, n.language, n.body,
         n.source_event_id) for n in notes])
     if state.adoptions:
         await conn.execute(queries.ADOPT_TASKS, list(state.adoptions), list(state.adoptions.values()))
