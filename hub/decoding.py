@@ -37,7 +37,12 @@ class Accepted:
     record: Record
     event: InboundEvent
     payload_text: str
-    payload_hash: bytes
+    raw_hash: bytes  # sha256 of the bytes as received: the cheap first test for a redelivery
+
+    @property
+    def payload_hash(self) -> bytes:
+        """The content hash, computed only when two copies' raw bytes differ (see payload_hash())."""
+        return payload_hash(self.event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,7 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
         event = model.model_validate(document, context=context)
     except ValidationError as exc:
         return Rejected(record, DeadLetterReason.VALIDATION_ERROR, "ValidationError", describe_validation_error(exc))
-    return Accepted(record, event, text, payload_hash(event))
+    return Accepted(record, event, text, hashlib.sha256(value).digest())
 
 
 def describe_validation_error(exc: ValidationError) -> str:

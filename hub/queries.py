@@ -85,6 +85,13 @@ RETURNING id
 
 NOTIFY_OUTBOX = "SELECT pg_notify('hub_outbox', '')"
 
+# The stored copy of an event whose redelivery has other bytes, to compare their content.
+SELECT_STORED_PAYLOAD = """
+SELECT payload::text FROM shipment_events WHERE event_id = $1
+UNION ALL
+SELECT payload::text FROM call_logs WHERE event_id = $1
+"""
+
 # Rows only a fresh event (one the inbox has just accepted) can produce never conflict, so they
 # are streamed with binary COPY: the cheapest write for Postgres, no SQL text to parse per row.
 COPY_SHIPMENT_EVENTS = ("shipment_events", ("event_id", "shipment_id", "topic", "status", "occurred_at", "payload"))

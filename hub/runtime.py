@@ -19,8 +19,8 @@ from faststream.kafka import KafkaBroker
 
 from consumers.inbound import InboundBatches, subscribe_inbound
 from hub.config import Settings
-from hub.migrate import pending_migrations
 from hub.kafka import ensure_topics, faststream_security, producer_kwargs
+from hub.migrate import pending_migrations
 from hub.pipeline import Pipeline
 from hub.relay import OutboxRelay
 from hub.rules import Rules, load_rules
@@ -165,6 +165,22 @@ async def run_until_signalled(settings: Settings, extensions: list[Extension] | 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    async with HubRuntime(settings, extensions=extensions or []):
+    runtime = HubRuntime(settings, extensions=extensions or [])
+    # Start-up can wait a long time (a group join against a broker that went away): a signal
+    # during it cancels the start, which stops whatever had started.
+    starting = asyncio.create_task(runtime.start())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        log.info("stop requested during start-up")
+        starting.cancel()
+        with suppress(asyncio.CancelledError):
+            await starting
+        return
+    stopping.cancel()
+    starting.result()  # a failed start raises here, after cleaning up
+    try:
         await stop.wait()
         log.info("stopping: finishing the batch in hand (at most %.0fs)", settings.graceful_timeout_s)
+    finally:
+        await runtime.stop()

@@ -100,3 +100,28 @@ async def test_run_stops_on_sigterm_within_the_graceful_timeout_and_commits(hub_
         if proc.poll() is None:
             proc.kill()
     assert "batch: 1 records, 1 processed" in log.read_text()
+
+
+async def test_sigterm_during_start_up_stops_at_once(hub_settings, tmp_path):
+    """A broker that accepts connections but never answers keeps start-up waiting; a stop
+    request must still end the process promptly (cancelling the start)."""
+    import socket
+
+    await migrated(hub_settings)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        settings = hub_settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{silent.getsockname()[1]}"})
+        log = tmp_path / "hub.log"
+        proc = start_hub_process(settings, log)
+        try:
+            await asyncio.sleep(3)
+            assert proc.poll() is None, log.read_text()
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 15)
+            assert time.monotonic() - started < 10
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "stop requested during start-up" in log.read_text()

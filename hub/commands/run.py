@@ -8,14 +8,15 @@ import logging
 from pathlib import Path
 
 import typer
+from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
 from hub.commands._common import console, fail, settings
 from hub.config import Settings
 from hub.logs import configure_logging
 from hub.migrate import apply_migrations
-from hub.rules import RulesError, load_rules
 from hub.observability import EndpointUnavailable, Observability
+from hub.rules import RulesError, load_rules
 from hub.runtime import SchemaNotReady, run_until_signalled
 
 
@@ -82,7 +83,8 @@ def register(app: typer.Typer) -> None:
                 pass
             except (SchemaNotReady, EndpointUnavailable) as exc:
                 fail(str(exc))
-            except OSError as exc:
-                fail(f"cannot reach Kafka or Postgres ({exc}); check HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL")
+            except (OSError, KafkaError) as exc:
+                fail(f"cannot reach Kafka or Postgres ({type(exc).__name__}: {exc}); "
+                     "check HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL")
         logging.getLogger("hub").info("hub stopped")
 

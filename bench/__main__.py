@@ -1,0 +1,148 @@
+"""`python -m bench [OPTIONS]` runs the benchmark; `python -m bench profile [OPTIONS]` profiles the hub.
+
+    python -m bench                       # 50,000 events, 3 repeats, latency at 2,000/s for 30 s
+    python -m bench --small               # CI preset: 2,000 events, 1 repeat, latency 5 s at 500/s
+    python -m bench --soak-minutes 10     # plus 10 minutes at half the hub's maximum, RSS every 10 s
+    python -m bench profile --events 50000
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bench.options import DEFAULT_OUT, RESULTS_DIR, Options, small
+
+# Piped output (CI logs, tee) would otherwise wrap the tables at 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 150)
+app = typer.Typer(add_completion=False, invoke_without_command=True, no_args_is_help=False,
+                  help="Benchmark the hub against a bare-aiokafka floor and a naive FastStream pipeline.")
+
+
+def _say(text: str) -> None:
+    console.print(f"[dim]{text}[/]")
+
+
+def _fail(message: str) -> None:
+    console.print(f"[red]error:[/] {message}")
+    raise typer.Exit(1)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    events: int = typer.Option(Options.events, "--events", help="Events drained by the floor and the hub"),
+    naive_events: int = typer.Option(Options.naive_events, "--naive-events",
+                                     help="Events drained by the naive pipeline (a prefix of the same workload)"),
+    repeat: int = typer.Option(Options.repeat, "--repeat", help="Runs of each measurement (median, min-max)"),
+    latency_rate: float = typer.Option(Options.latency_rate, "--latency-rate", help="Offered events/s, fixed-rate run"),
+    latency_seconds: float = typer.Option(Options.latency_seconds, "--latency-seconds", help="Length of a latency run"),
+    soak_minutes: float = typer.Option(Options.soak_minutes, "--soak-minutes",
+                                       help="Also offer half the hub's maximum for this long and watch its RSS (0: off)"),
+    seed: int = typer.Option(Options.seed, "--seed", help="Workload seed: the same seed, the same events"),
+    out: Path = typer.Option(DEFAULT_OUT, "--out", dir_okay=False, help="Where the JSON summary goes"),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, every process's log)"),
+    small_preset: bool = typer.Option(False, "--small", help="CI preset: 2,000 events, 1 repeat, latency 5 s at "
+                                                            "500/s; finishes in well under 2 minutes"),
+) -> None:
+    """Run the benchmark and write the summary (default bench/results/latest.json)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    options = Options(events=events, naive_events=naive_events, repeat=repeat, latency_rate=latency_rate,
+                      latency_seconds=latency_seconds, soak_minutes=soak_minutes, seed=seed, out=out,
+                      keep_work_dir=keep)
+    options = small(options) if small_preset else options
+    try:
+        options.check()
+    except ValueError as exc:
+        _fail(str(exc))
+    _missing_msgspec_hint()
+    from bench.report import print_report, write_summary
+    from bench.suite import run_benchmark
+
+    try:
+        summary = asyncio.run(run_benchmark(options, _say))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(f"{exc}\nEvery process's log is kept in the work directory printed above; "
+              "re-run with fewer events or on a quieter machine if a pipeline merely ran out of time.")
+    write_summary(summary, options.out)
+    print_report(console, summary)
+    console.print(f"summary written to [bold]{options.out}[/]")
+
+
+@app.command()
+def profile(
+    events: int = typer.Option(50_000, "--events", help="Events the profiled hub drains"),
+    seed: int = typer.Option(Options.seed, "--seed"),
+    rate_hz: int = typer.Option(100, "--rate", help="py-spy samples per second"),
+    profiler: str = typer.Option("py-spy", "--profiler", help="py-spy (sampling, default) or cprofile"),
+    workload: str = typer.Option("mixed", "--workload", help="mixed (the drain workload) or tasks (every event a "
+                                                               "task and an alert, as in the latency runs)"),
+    out_dir: Path = typer.Option(RESULTS_DIR, "--out-dir", file_okay=False, help="Where the profile files go"),
+    summary_file: Path = typer.Option(DEFAULT_OUT, "--summary", dir_okay=False,
+                                      help="Benchmark summary that gets the top list under 'profile' (if it exists)"),
+) -> None:
+    """Profile `python -m hub run` while it drains a preloaded workload; print the top functions by own time."""
+    if profiler not in ("py-spy", "cprofile"):
+        _fail(f"--profiler {profiler!r}: choose py-spy or cprofile")
+    if workload not in ("mixed", "tasks"):
+        _fail(f"--workload {workload!r}: choose mixed or tasks")
+    if events < 2_000:
+        _fail("use at least 2,000 events (--events) so the drain outlasts start-up")
+    from bench.profile import run_profile
+
+    try:
+        result = asyncio.run(run_profile(events, seed, rate_hz, profiler, out_dir, _say, workload))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(f"{exc}\nThe hub's log is kept in the work directory printed above.")
+    (out_dir / f"profile-{result['created_at']}.json").write_text(json.dumps(result, indent=2) + "\n")
+    _attach_to_summary(summary_file, result)
+    _print_profile(result)
+
+
+def _attach_to_summary(path: Path, result: dict) -> None:
+    if not path.exists():
+        return
+    key = "profile" if result["workload"] == "mixed" else f"profile_{result['workload']}"
+    summary = json.loads(path.read_text())
+    summary[key] = result
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    console.print(f"top list added to {path} under {key!r}")
+
+
+def _print_profile(result: dict) -> None:
+    table = Table(title=f"hub under {result['profiler']} ({result['workload']} events): top {len(result['top_own'])} "
+                        f"functions by own time "
+                        f"({result['eps_under_profiler']:,.0f} events/s while profiled, load {result['load']})")
+    table.add_column("own %", justify="right")
+    table.add_column("incl. %", justify="right")
+    table.add_column("function")
+    for row in result["top_own"]:
+        table.add_row(f"{row['own_pct']:.1f}", f"{row['inclusive_pct']:.1f}", row["function"])
+    console.print(table)
+    if "main_thread" in result:
+        t = result["main_thread"]
+        console.print(f"[bold]event loop during the drain:[/] {t['window_s']:.1f}s, busy {t['busy_s']:.1f}s, "
+                      f"waiting {t['idle_s']:.1f}s; other threads busy {t['other_threads_busy_s']:.1f}s")
+    for title in ("by_component_pct", "by_library_pct"):
+        if title in result:
+            parts = ", ".join(f"{k} {v:.1f}%" for k, v in list(result[title].items())[:14])
+            console.print(f"[bold]{title.removesuffix('_pct').replace('_', ' ')}:[/] {parts}")
+    console.print("files: " + ", ".join(result["files"]))
+
+
+def _missing_msgspec_hint() -> None:
+    try:
+        import msgspec  # noqa: F401 - the floor pipeline needs it
+    except ImportError:
+        _fail("the floor pipeline needs msgspec: pip install msgspec (the `bench` extra)")
+
+
+if __name__ == "__main__":
+    app(prog_name=f"{Path(sys.executable).name} -m bench")

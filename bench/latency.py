@@ -1,0 +1,288 @@
+"""Publish-to-effect latency of the hub at a fixed offered rate, and its memory over a soak.
+
+A paced producer (bench.paced, its own process) sends task events and records each send time by
+event_id. Two effects are timed against it:
+
+- db:     the event's coordination task row, `created_at` (Postgres now(): the start of the batch
+          transaction that wrote it, so a slight underestimate of when it became visible);
+- commit: the commit time of that row's transaction (track_commit_timestamp): when it became visible;
+- alert:  the arrival of the event's alert on its handler queue, read by a consumer in this process.
+
+Every run starts the hub on a fresh broker and database, waits until it has joined its group and
+processed a few warm-up events, then offers the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from bench.paced import PacedConfig
+from bench.procstats import CpuMeter, load_average, memory_kb
+from bench.services import (
+    Child,
+    RunContext,
+    create_topics,
+    fresh_broker,
+    fresh_database,
+    hub_env,
+    hub_settings,
+    preload,
+    prepare_hub_database,
+    python_env,
+    python_module,
+    topics_by_kind,
+)
+from bench.stats import latency_summary, windows
+from bench.workload import task_events
+from hub.config import Settings
+
+WARM_UP_EVENTS = 20
+JOIN_TIMEOUT_S = 120.0
+SETTLE_TIMEOUT_S = 60.0  # after the producer is done, how long the hub gets to catch up
+SOAK_SAMPLE_S = 10.0
+
+COUNT_INBOX = "SELECT count(*) FROM inbox"
+COUNT_TASK_EVENTS = "SELECT count(DISTINCT source_event_id) FROM coordination_tasks"
+TASK_TIMES = """
+SELECT source_event_id, min(created_at) AS created_at, min(pg_xact_commit_timestamp(xmin)) AS committed
+FROM coordination_tasks GROUP BY 1
+"""
+
+
+class AlertListener:
+    """Reads the three alert queues from their start and notes when each event's alert arrived."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.arrivals: dict[str, float] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        # Assigned partitions, no group: no join to wait for.
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                          auto_offset_reset="earliest", enable_auto_commit=False,
+                                          fetch_max_wait_ms=10)
+        await self._consumer.start()
+        partitions = []
+        for topic in self.settings.alert_topics:
+            ids = await self._partitions(topic)
+            partitions += [TopicPartition(topic, p) for p in ids]
+        self._consumer.assign(partitions)
+        self._task = asyncio.create_task(self._listen(), name="alert-listener")
+
+    async def _partitions(self, topic: str) -> set[int]:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            await self._consumer.topics()  # refreshes the cluster metadata
+            found = self._consumer.partitions_for_topic(topic)
+            if found:
+                return found
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"topic {topic} has no partitions after 30s")
+
+    async def _listen(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            arrived = time.time()
+            for records in batches.values():
+                for r in records:
+                    event_id = orjson.loads(r.value)["source"]["event_id"]
+                    self.arrivals.setdefault(event_id, arrived)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+
+@asynccontextmanager
+async def running_hub(ctx: RunContext, phase: str):
+    """A fresh broker and database, the hub as a subprocess, joined and warm; yields (settings, dsn, hub, broker)."""
+    with fresh_broker(ctx.work_dir, phase) as broker:
+        async with fresh_database(ctx.pg.admin_dsn, phase) as dsn:
+            settings = hub_settings(broker.bootstrap, dsn)
+            await create_topics(settings)
+            await prepare_hub_database(dsn, ctx.seed)
+            hub = Child.spawn("hub", python_module("hub", "run"), hub_env(settings),
+                              ctx.phase_dir(phase) / "hub.log", ctx.phase_dir(phase))
+            try:
+                await _warm_up(settings, dsn, hub, ctx.seed)
+                yield settings, dsn, hub, broker
+            finally:
+                await hub.stop()
+
+
+async def _warm_up(settings: Settings, dsn: str, hub: Child, seed: int) -> None:
+    """Until the hub has processed a few events, it has not joined its group: don't time that."""
+    events = task_events(seed + 1, datetime(2026, 1, 1, tzinfo=UTC), 1.0)
+    await preload(settings, [next(events) for _ in range(WARM_UP_EVENTS)])
+    await _wait_for(dsn, COUNT_INBOX, WARM_UP_EVENTS, JOIN_TIMEOUT_S, hub, "the hub to process the warm-up events",
+                    required=True)
+
+
+async def _wait_for(dsn: str, sql: str, expected: int, timeout_s: float, hub: Child, what: str,
+                    also=lambda: True, required: bool = False) -> bool:
+    """Poll until `sql` counts `expected` and `also()` holds; False (or an error if `required`) on timeout."""
+    deadline = time.monotonic() + timeout_s
+    conn = await asyncpg.connect(dsn)
+    try:
+        while time.monotonic() < deadline:
+            hub.check_alive()
+            if await conn.fetchval(sql) >= expected and also():
+                return True
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    if required:
+        raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}; hub log {hub.log_path}:\n"
+                           f"{hub.log_tail()}")
+    return False
+
+
+def _paced(ctx: RunContext, settings: Settings, rate: float, seconds: float, phase: str, out: Path | None) -> Child:
+    config = PacedConfig(bootstrap=settings.kafka_bootstrap, topics=topics_by_kind(settings), rate=rate,
+                         seconds=seconds, seed=ctx.seed, start=datetime.now(UTC).isoformat(),
+                         out=str(out) if out else None)
+    return Child.spawn("paced producer", python_module("bench.paced", config.to_arg()), python_env(),
+                       ctx.phase_dir(phase) / "producer.log", ctx.phase_dir(phase))
+
+
+def _producer_summary(producer: Child) -> dict:
+    if producer.proc.returncode != 0:
+        raise RuntimeError(f"the paced producer failed (exit {producer.proc.returncode}); {producer.log_path}:\n"
+                           f"{producer.log_tail()}")
+    lines = [line for line in producer.log_path.read_text().splitlines() if line.startswith("{")]
+    return json.loads(lines[-1])
+
+
+async def measure_latency(ctx: RunContext, rate: float, seconds: float, label: str, repeat: int) -> dict:
+    phase = f"latency_{label}_{repeat}"
+    ctx.say(f"latency {label} #{repeat + 1}: {rate:,.0f} events/s for {seconds:g}s (load {load_average()})")
+    load_before = load_average()
+    async with running_hub(ctx, phase) as (settings, dsn, hub, broker):
+        listener = AlertListener(settings)
+        await listener.start()
+        try:
+            result = await _offer(ctx, settings, dsn, hub, broker.pid, listener, rate, seconds, phase)
+        finally:
+            await listener.stop()
+    result.update(load_before=load_before, load_after=load_average())
+    ctx.say(f"  db p50/p95/p99 {result['db']['p50_ms']:.0f}/{result['db']['p95_ms']:.0f}/"
+            f"{result['db']['p99_ms']:.0f} ms, commit p99 {result['commit']['p99_ms']:.0f} ms, alert p99 {result['alert']['p99_ms']:.0f} ms, "
+            f"broker {result['cpu_pct'].get('broker', 0):.0f}%")
+    return result
+
+
+async def _offer(ctx: RunContext, settings: Settings, dsn: str, hub: Child, broker_pid: int,
+                 listener: AlertListener, rate: float, seconds: float, phase: str) -> dict:
+    sent_file = ctx.phase_dir(phase) / "sent.tsv"
+    meter = CpuMeter(hub.pid, broker_pid, ctx.pg.pid)
+    first = meter.snapshot()
+    producer = _paced(ctx, settings, rate, seconds, phase, sent_file)
+    rss_peak = 0
+    deadline = time.monotonic() + seconds + 120
+    while producer.proc.poll() is None and time.monotonic() < deadline:
+        hub.check_alive()
+        rss_peak = max(rss_peak, memory_kb(hub.pid).get("VmHWM", 0))
+        await asyncio.sleep(0.5)
+    await producer.stop(grace_s=5)
+    last = meter.snapshot()
+    summary = _producer_summary(producer)
+    sent = _read_sent(sent_file)
+    complete = await _wait_for(dsn, COUNT_TASK_EVENTS, len(sent) + WARM_UP_EVENTS, SETTLE_TIMEOUT_S, hub,
+                               "every event's task and alert", also=lambda: sent.keys() <= listener.arrivals.keys())
+    rss_peak = max(rss_peak, memory_kb(hub.pid).get("VmHWM", 0))
+    created, committed = await _task_times(dsn)
+    db = [(t, (created[e] - t) * 1000) for e, t in sent.items() if e in created]
+    commit = [(t, (committed[e] - t) * 1000) for e, t in sent.items() if e in committed]
+    alert = [(t, (listener.arrivals[e] - t) * 1000) for e, t in sent.items() if e in listener.arrivals]
+    return {
+        "offered_rate": rate, "seconds": seconds, "sent": len(sent), "producer": summary, "complete": complete,
+        "db": latency_summary([lat for _, lat in db]), "commit": latency_summary([lat for _, lat in commit]),
+        "alert": latency_summary([lat for _, lat in alert]),
+        "missing_tasks": len(sent) - len(db), "missing_alerts": len(sent) - len(alert),
+        "db_p99_by_fifth_ms": windows(db), "alert_p99_by_fifth_ms": windows(alert),
+        "cpu_pct": CpuMeter.between(first, last),  # pipeline = the hub
+        "rss_peak_mb": round(rss_peak / 1024, 1),
+    }
+
+
+def _read_sent(path: Path) -> dict[str, float]:
+    sent = {}
+    with open(path) as f:
+        for line in f:
+            event_id, at = line.rstrip("\n").split("\t")
+            sent[event_id] = float(at)
+    return sent
+
+
+async def _task_times(dsn: str) -> tuple[dict[str, float], dict[str, float]]:
+    """By source event id: its first task's created_at, and that transaction's commit time."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(TASK_TIMES)
+    finally:
+        await conn.close()
+    return ({r["source_event_id"]: r["created_at"].timestamp() for r in rows},
+            {r["source_event_id"]: r["committed"].timestamp() for r in rows})
+
+
+# ------------------------------------------------------------------------------------------- soak
+
+
+async def measure_soak(ctx: RunContext, rate: float, minutes: float) -> dict:
+    """Steady offered load; the hub's RSS every SOAK_SAMPLE_S seconds: does it grow?"""
+    seconds = minutes * 60
+    ctx.say(f"soak: {rate:,.0f} events/s for {minutes:g} min, RSS every {SOAK_SAMPLE_S:g}s (load {load_average()})")
+    async with running_hub(ctx, "soak") as (settings, dsn, hub, _broker):
+        producer = _paced(ctx, settings, rate, seconds, "soak", None)
+        samples = await _sample_rss(hub, producer, dsn, seconds)
+        await producer.stop(grace_s=5)
+        summary = _producer_summary(producer)
+    return soak_summary(samples, rate, minutes, summary)
+
+
+async def _sample_rss(hub: Child, producer: Child, dsn: str, seconds: float) -> list[dict]:
+    samples = []
+    began = time.monotonic()
+    conn = await asyncpg.connect(dsn)
+    try:
+        while producer.proc.poll() is None and time.monotonic() - began < seconds + 120:
+            hub.check_alive()
+            memory = memory_kb(hub.pid)
+            samples.append({"t_s": round(time.monotonic() - began, 1), "rss_mb": round(memory["VmRSS"] / 1024, 1),
+                            "hwm_mb": round(memory["VmHWM"] / 1024, 1), "processed": await conn.fetchval(COUNT_INBOX)})
+            await asyncio.sleep(SOAK_SAMPLE_S)
+    finally:
+        await conn.close()
+    return samples
+
+
+def soak_summary(samples: list[dict], rate: float, minutes: float, producer: dict) -> dict:
+    """Minute 1 against the last minute (the largest RSS sampled in each), and whether the hub kept up.
+
+    A hub that falls behind buffers more, so RSS growth means a leak only while it keeps up.
+    """
+    if not samples:
+        raise RuntimeError("the soak took no RSS samples: did the producer exit at once?")
+    end = samples[-1]["t_s"]
+    processed_eps = samples[-1]["processed"] / end if end else 0.0
+    first_minute = max(s["rss_mb"] for s in samples if s["t_s"] < 60)
+    last_minute = max(s["rss_mb"] for s in samples if s["t_s"] >= end - 60)
+    return {"offered_rate": rate, "minutes": minutes, "producer": producer, "samples": samples,
+            "rss_minute1_mb": first_minute, "rss_last_minute_mb": last_minute,
+            "rss_growth_ratio": round(last_minute / first_minute, 3),
+            "rss_peak_mb": max(s["hwm_mb"] for s in samples),
+            "processed_eps": round(processed_eps, 1), "kept_up": processed_eps >= 0.95 * rate}

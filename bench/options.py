@@ -1,0 +1,43 @@
+"""The knobs of one benchmark run, and the --small preset for CI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = RESULTS_DIR / "latest.json"
+
+
+@dataclass(frozen=True)
+class Options:
+    events: int = 50_000  # drained by the floor and the hub
+    naive_events: int = 5_000  # the naive pipeline manages ~1,000/s: its rate comes from fewer events
+    repeat: int = 3
+    latency_rate: float = 2_000.0  # events/s offered in the fixed-rate latency runs
+    latency_seconds: float = 30.0
+    # The second latency run (and the soak) offers this share of the hub's measured maximum for the
+    # same traffic: its drain rate on task events (`hub_task_eps`).
+    half_max_share: float = 0.5
+    soak_minutes: float = 0.0  # 0: no soak
+    seed: int = 7
+    out: Path = DEFAULT_OUT
+    keep_work_dir: bool = False
+    preset: str = "full"
+
+    def check(self) -> None:
+        if self.events < 2_000 or self.naive_events < 200:
+            raise ValueError("use at least 2,000 events (--events) and 200 naive events (--naive-events): "
+                             "fewer fit in one or two batches and cannot be timed")
+        if self.naive_events > self.events:
+            raise ValueError("--naive-events takes a prefix of the workload: make it at most --events")
+        if self.repeat < 1 or self.latency_rate <= 0 or self.latency_seconds <= 0 or self.soak_minutes < 0:
+            raise ValueError("--repeat, --latency-rate and --latency-seconds must be positive, --soak-minutes >= 0")
+        if 0 < self.soak_minutes < 2:
+            raise ValueError("--soak-minutes must be at least 2 to compare the first and the last minute")
+
+
+def small(options: Options) -> Options:
+    """CI preset: finishes in well under two minutes; says nothing about speed."""
+    return replace(options, events=2_000, naive_events=500, repeat=1, latency_rate=500.0, latency_seconds=5.0,
+                   soak_minutes=0.0, preset="small")
