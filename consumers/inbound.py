@@ -131,7 +131,7 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundB
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=MAX_FETCH_BYTES,
-        fetch_max_wait_ms=100,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
         decoder=_raw,

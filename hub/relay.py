@@ -63,6 +63,9 @@ class OutboxRelay:
                     return
             await conn.add_listener("hub_outbox", lambda *_: self._wake.set())
             while not self._stop.is_set():
+                # Cleared before reading, so a NOTIFY that lands while we publish is not lost
+                # (it would otherwise wait for the next poll, up to HUB_OUTBOX_POLL_INTERVAL_S).
+                self._wake.clear()
                 if await self.drain_once(conn) < self.batch_size:
                     await self._wait_for_work()
             # A graceful stop publishes what the last batches wrote, so their alerts are not held
@@ -86,7 +89,6 @@ class OutboxRelay:
         return len(rows)
 
     async def _wait_for_work(self) -> None:
-        self._wake.clear()
         try:
             await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
         except asyncio.TimeoutError:
