@@ -154,23 +154,24 @@ def route_shipment_event(
 ) -> Decision:
     before = known.sheet or ShipmentSheet(event.shipment_id)
     late = before.is_late(event.occurred_at)
-    sheet = _apply_shipment_facts(before, event, late)
+    sheet = before.copy()
+    _apply_shipment_facts(sheet, event, late)
     triggers = shipment_triggers(event)
-    sheet, eta_trigger = _eta_check(sheet, before)
+    eta_trigger = _eta_check(sheet, before)
     customer, new_customer = _customer(event.customer_id, known.customer)
     ctx = _Context(event, source, event.shipment_id, customer, event.order_id or sheet.order_id,
                    sheet.promised_delivery_at, now)
     fired = fire(triggers | eta_trigger, rules)
-    sheet = _mark_eta_alerted(sheet, fired, eta_trigger)
+    _mark_eta_alerted(sheet, fired, eta_trigger)
     decision = _raise(fired, ctx, rules)
     notifications = list(decision.notifications)
-    sheet = _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
+    _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
     adopt = None
     if before.customer_id is None and known.sheet is not None:
         # The shipment was known only from carriers or calls: its tasks take the customer now,
         # and the customer hears of the current milestone (never a superseded one).
         adopt = event.customer_id
-        sheet = _notify_current_milestone(sheet, ctx, rules, notifications)
+        _notify_current_milestone(sheet, ctx, rules, notifications)
     return Decision(decision.alerts, decision.tasks, tuple(notifications), sheet, new_customer, adopt)
 
 
@@ -179,29 +180,29 @@ def route_carrier_update(
 ) -> Decision:
     before = known.sheet or ShipmentSheet(event.shipment_id)
     late = before.is_late(event.occurred_at)
-    sheet = before
+    sheet = before.copy()
     if not late:
-        sheet = sheet.evolve(status=CARRIER_TO_SHIPMENT_STATUS[event.status], last_event_at=event.occurred_at)
+        sheet.status, sheet.last_event_at = CARRIER_TO_SHIPMENT_STATUS[event.status], event.occurred_at
     if event.carrier_id and (sheet.carrier_id is None or not late):
-        sheet = sheet.evolve(carrier_id=event.carrier_id)
+        sheet.carrier_id = event.carrier_id
     if event.eta is not None and (sheet.eta_reported_at is None or event.occurred_at >= sheet.eta_reported_at):
-        sheet = sheet.evolve(eta=event.eta, eta_reported_at=event.occurred_at)
+        sheet.eta, sheet.eta_reported_at = event.eta, event.occurred_at
     triggers = carrier_triggers(event)
-    sheet, eta_trigger = _eta_check(sheet, before)
+    eta_trigger = _eta_check(sheet, before)
     # Carrier updates carry no customer: it comes from the sheet, if the shipment is known.
     customer = known.customer if sheet.customer_id else None
     ctx = _Context(event, source, event.shipment_id, customer, sheet.order_id, sheet.promised_delivery_at, now)
     fired = fire(triggers | eta_trigger, rules)
-    sheet = _mark_eta_alerted(sheet, fired, eta_trigger)
+    _mark_eta_alerted(sheet, fired, eta_trigger)
     decision = _raise(fired, ctx, rules)
     notifications = list(decision.notifications)
-    sheet = _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
+    _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
     return Decision(decision.alerts, decision.tasks, tuple(notifications), sheet)
 
 
 def route_call_log(event: CallLog, known: Known, source: Source, rules: Rules, now: datetime) -> Decision:
     customer, new_customer = _customer(event.customer_id, known.customer)
-    sheet = known.sheet or (ShipmentSheet(event.shipment_id) if event.shipment_id else None)
+    sheet = known.sheet.copy() if known.sheet else (ShipmentSheet(event.shipment_id) if event.shipment_id else None)
     triggers = call_triggers(event)
     if sheet is not None and _is_repeat_contact(event, known, sheet, rules):
         triggers = triggers | {REPEAT_CONTACT}
@@ -209,7 +210,7 @@ def route_call_log(event: CallLog, known: Known, source: Source, rules: Rules, n
                    sheet.promised_delivery_at if sheet else None, now)
     fired = fire(triggers, rules)
     if sheet is not None and any(REPEAT_CONTACT in rule.when for rule in fired):
-        sheet = sheet.evolve(repeat_contact_fired=(*sheet.repeat_contact_fired, event.occurred_at))
+        sheet.repeat_contact_fired = (*sheet.repeat_contact_fired, event.occurred_at)
     decision = _raise(fired, ctx, rules)
     return Decision(decision.alerts, decision.tasks, decision.notifications, sheet, new_customer)
 
@@ -252,38 +253,42 @@ def fire(triggers: frozenset[str] | set[str], rules: Rules) -> list[Rule]:
 # --- sheet updates ---------------------------------------------------------------------------
 
 
-def _apply_shipment_facts(sheet: ShipmentSheet, event: ShipmentEvent, late: bool) -> ShipmentSheet:
-    changes: dict[str, Any] = {}
+def _apply_shipment_facts(sheet: ShipmentSheet, event: ShipmentEvent, late: bool) -> None:
     if not late:
-        changes.update(status=event.type, last_event_at=event.occurred_at)
+        sheet.status, sheet.last_event_at = event.type, event.occurred_at
     if sheet.customer_id is None or not late:
-        changes["customer_id"] = event.customer_id
+        sheet.customer_id = event.customer_id
     # A late event only fills facts the sheet lacks; a current one may correct them.
-    for name, value in (("order_id", event.order_id), ("carrier_id", event.carrier_id),
-                        ("promised_delivery_at", event.promised_delivery_at)):
-        if value is not None and (getattr(sheet, name) is None or not late):
-            changes[name] = value
+    if event.order_id is not None and (sheet.order_id is None or not late):
+        sheet.order_id = event.order_id
+    if event.carrier_id is not None and (sheet.carrier_id is None or not late):
+        sheet.carrier_id = event.carrier_id
+    if event.promised_delivery_at is not None and (sheet.promised_delivery_at is None or not late):
+        sheet.promised_delivery_at = event.promised_delivery_at
     if event.priority is Priority.URGENT:
-        changes["priority"] = Priority.URGENT.value
-    return sheet.evolve(**changes) if changes else sheet
+        sheet.priority = Priority.URGENT.value
 
 
-def _eta_check(sheet: ShipmentSheet, before: ShipmentSheet) -> tuple[ShipmentSheet, frozenset[str]]:
+_NO_TRIGGER: frozenset[str] = frozenset()
+_ETA_TRIGGER = frozenset({ETA_PAST_PROMISE})
+
+
+def _eta_check(sheet: ShipmentSheet, before: ShipmentSheet) -> frozenset[str]:
     """ETA past the promise fires once while it stays past; an ETA within the promise re-arms it."""
     if sheet.eta is None or sheet.promised_delivery_at is None:
-        return sheet, frozenset()
+        return _NO_TRIGGER
     if sheet.eta <= sheet.promised_delivery_at:
-        return sheet.evolve(eta_alerted=False), frozenset()
+        sheet.eta_alerted = False
+        return _NO_TRIGGER
     changed = (sheet.eta, sheet.promised_delivery_at) != (before.eta, before.promised_delivery_at)
     if sheet.eta_alerted or not changed:
-        return sheet, frozenset()
-    return sheet, frozenset({ETA_PAST_PROMISE})
+        return _NO_TRIGGER
+    return _ETA_TRIGGER
 
 
-def _mark_eta_alerted(sheet: ShipmentSheet, fired: list[Rule], eta_trigger: frozenset[str]) -> ShipmentSheet:
+def _mark_eta_alerted(sheet: ShipmentSheet, fired: list[Rule], eta_trigger: frozenset[str]) -> None:
     if eta_trigger and any(ETA_PAST_PROMISE in rule.when for rule in fired):
-        return sheet.evolve(eta_alerted=True)
-    return sheet
+        sheet.eta_alerted = True
 
 
 def _is_repeat_contact(event: CallLog, known: Known, sheet: ShipmentSheet, rules: Rules) -> bool:
@@ -416,14 +421,14 @@ def milestone_of(triggers: frozenset[str], rules: Rules) -> NotificationKind | N
 
 
 def _notify_milestone(sheet: ShipmentSheet, triggers: frozenset[str], late: bool, ctx: _Context,
-                      rules: Rules, out: list[NotificationDecision]) -> ShipmentSheet:
+                      rules: Rules, out: list[NotificationDecision]) -> None:
     kind = milestone_of(triggers, rules)
     if kind is None or kind.value in sheet.notified_milestones or (late and _superseded(kind, sheet)):
-        return sheet
+        return
     if ctx.customer is None:
-        return sheet  # unknown shipment: notified when its customer becomes known
+        return  # unknown shipment: notified when its customer becomes known
     out.append(_notification(kind, ctx, rules))
-    return sheet.evolve(notified_milestones=sheet.notified_milestones | {kind.value})
+    sheet.notified_milestones = sheet.notified_milestones | {kind.value}
 
 
 def _superseded(kind: NotificationKind, sheet: ShipmentSheet) -> bool:
@@ -435,11 +440,11 @@ def _superseded(kind: NotificationKind, sheet: ShipmentSheet) -> bool:
 
 
 def _notify_current_milestone(sheet: ShipmentSheet, ctx: _Context, rules: Rules,
-                              out: list[NotificationDecision]) -> ShipmentSheet:
+                              out: list[NotificationDecision]) -> None:
     if sheet.status is None:
-        return sheet
+        return
     kind = MILESTONE_REACHED.get(sheet.status)
     if kind is None or kind.value in sheet.notified_milestones:
-        return sheet
+        return
     out.append(_notification(kind, ctx, rules))
-    return sheet.evolve(notified_milestones=sheet.notified_milestones | {kind.value})
+    sheet.notified_milestones = sheet.notified_milestones | {kind.value}
