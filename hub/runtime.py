@@ -34,6 +34,12 @@ class SchemaNotReady(RuntimeError):
     pass
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's per-release reset query is a round trip per batch the hub does not need: its
+    transactions leave no session state (advisory locks are transaction-scoped, LISTEN happens
+    on the relay's own connection). asyncpg still rolls back an unfinished transaction."""
+
+
 def topics_of(settings: Settings) -> Topics:
     return Topics(
         alerts={"exceptions": settings.topic_alerts_exceptions, "urgent_orders": settings.topic_alerts_urgent,
@@ -96,7 +102,8 @@ class HubRuntime:
         self.rules = self.rules or load_rules(s.rules_file)
         dsn = s.database_url.get_secret_value()
         await ensure_topics(s)
-        self.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=s.db_pool_size, command_timeout=60)
+        self.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=s.db_pool_size, command_timeout=60,
+                                              reset=_keep_session)
         async with self.pool.acquire() as conn:
             missing = await pending_migrations(conn)
         if missing:
