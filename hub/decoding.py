@@ -18,6 +18,7 @@ from schemas.enums import DeadLetterReason
 from schemas.inbound import CONTRACT_VERSION, NUL_CHECKED, InboundEvent
 
 MAX_ERROR_MESSAGE = 1_000
+MAX_DEPTH = 64  # nesting of objects and arrays: deeper is no business event, and serialisers give up
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,9 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         return Rejected(record, DeadLetterReason.INVALID_JSON, "JSONDecodeError", f"value is not JSON: {exc}")
+    if value.count(b"{") + value.count(b"[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
+        return Rejected(record, DeadLetterReason.VALIDATION_ERROR, "TooDeep",
+                        f"value nests objects and arrays more than {MAX_DEPTH} levels deep")
     version = document.get("schema_version") if isinstance(document, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version != CONTRACT_VERSION:
         return Rejected(record, DeadLetterReason.UNSUPPORTED_VERSION, "UnsupportedVersion",
@@ -80,6 +84,22 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
     except ValidationError as exc:
         return Rejected(record, DeadLetterReason.VALIDATION_ERROR, "ValidationError", describe_validation_error(exc))
     return Accepted(record, event, text, hashlib.sha256(value).digest())
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (the document may be too deep to recurse on)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_DEPTH:
+            return deepest
+        stack.extend((child, level + 1) for child in node)
+    return deepest
 
 
 def describe_validation_error(exc: ValidationError) -> str:

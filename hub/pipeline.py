@@ -37,6 +37,17 @@ def is_data_error(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and state[:2] in _DATA_CLASSES
 
 
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying the same batch: the database or network is away, busy or in a conflict.
+
+    Anything else is about the records (Postgres refusing their data, or the hub failing on
+    them): retrying would block the partition forever, so the batch is split to find them.
+    """
+    if isinstance(exc, asyncpg.PostgresError):
+        return not is_data_error(exc)
+    return isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.InterfaceError))
+
+
 @dataclass
 class Pipeline:
     pool: asyncpg.Pool
@@ -61,10 +72,11 @@ class Pipeline:
         """Store one decoded batch: one transaction, retried until it commits or the hub stops."""
         try:
             outcome = await self._with_retry(accepted, rejected)
-        except asyncpg.PostgresError as exc:
-            if not is_data_error(exc):
-                raise
-            log.warning("batch refused by Postgres (%s); storing its records one by one", type(exc).__name__)
+        except Stopping:
+            raise
+        except Exception as exc:  # noqa: BLE001 - _with_retry only lets non-transient errors out
+            log.warning("batch failed on its data (%s); storing its records one by one", type(exc).__name__,
+                        exc_info=not isinstance(exc, asyncpg.PostgresError))
             outcome = await self._one_by_one(accepted, rejected)
         outcome.records = len(accepted) + len(rejected)
         return outcome
@@ -74,8 +86,10 @@ class Pipeline:
         while True:
             try:
                 return await self._transaction(accepted, rejected)
+            except Stopping:
+                raise
             except Exception as exc:  # noqa: BLE001 - classified right below
-                if is_data_error(exc):
+                if not is_transient(exc):
                     raise
                 attempt += 1
                 await self._backoff(attempt, exc)
@@ -103,13 +117,20 @@ class Pipeline:
         for item in accepted:
             try:
                 total.merge(await self._with_retry([item], []))
-            except asyncpg.PostgresError as exc:
-                if not is_data_error(exc):
-                    raise
-                refused = Rejected(item.record, DeadLetterReason.UNPROCESSABLE, type(exc).__name__,
-                                   f"Postgres refused the event: {type(exc).__name__} (SQLSTATE {exc.sqlstate})")
-                total.merge(await self._with_retry([], [refused]))
+            except Stopping:
+                raise
+            except Exception as exc:  # noqa: BLE001 - _with_retry only lets non-transient errors out
+                total.merge(await self._with_retry([], [_unprocessable(item, exc)]))
         return total
+
+
+def _unprocessable(item: Accepted, exc: Exception) -> Rejected:
+    # Only the error's class and SQLSTATE: its text could quote the event's personal data.
+    if isinstance(exc, asyncpg.PostgresError):
+        why = f"Postgres refused the event: {type(exc).__name__} (SQLSTATE {exc.sqlstate})"
+    else:
+        why = f"the hub could not process the event ({type(exc).__name__}); see the hub's log for the traceback"
+    return Rejected(item.record, DeadLetterReason.UNPROCESSABLE, type(exc).__name__, why)
 
 
 def _short(exc: BaseException) -> str:

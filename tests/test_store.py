@@ -97,3 +97,27 @@ async def test_an_event_postgres_refuses_is_isolated_and_dead_lettered_as_unproc
                                    orjson.loads(row["value"])["event_id"]) == 0
     assert row["reason"] == "unprocessable" and row["error_class"] == "CheckViolationError"
     assert bytes(row["value"]) == batch[1].value
+
+
+async def test_an_event_the_hub_fails_on_is_dead_lettered_not_retried_forever(pool, settings, monkeypatch):
+    """A failure that is about one record (not the database being away) must not block the
+    partition: the batch is split and only the record that fails goes to the dead-letter topic."""
+    import hub.store
+
+    route = hub.store.route_event
+
+    def failing_route(event, *args):
+        if event.__dict__.get("shipment_id") == "BOOM":
+            raise TypeError("Recursion limit reached")
+        return route(event, *args)
+
+    monkeypatch.setattr(hub.store, "route_event", failing_route)
+    batch = records(settings, [("shipment", shipment_event("S2", "created", 0)),
+                               ("shipment", shipment_event("BOOM", "created", 1)),
+                               ("carrier", carrier_update("S3", "delivered", 2))])
+    outcome = await pipeline(pool, settings).process(batch)
+    assert outcome.processed == 2 and dict(outcome.dead_lettered) == {"unprocessable": 1}
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT reason, error_class, message FROM dead_letters")
+    assert (row["reason"], row["error_class"]) == ("unprocessable", "TypeError")
+    assert "Recursion" not in row["message"], "only the class: an error's text may quote personal data"
