@@ -45,6 +45,13 @@ class Service:
 # ------------------------------------------------------------------------------------- backend choice
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # rich fixes a console's width at creation when COLUMNS is set (pytest-xdist workers get one):
+    # without it, CLI tests' own COLUMNS is read at print time.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     _chosen(session.config)  # a bad HUB_TEST_BACKEND setup stops the run here, before any test
 

@@ -1,0 +1,13 @@
+"""The reliability scorecard: crashes, outages, rebalances and hostile input, with nothing lost.
+
+    generator.py   deterministic workloads and the ledger of what was published
+    oracle.py      what the contract says each ledger event must leave behind
+    publisher.py   publish a ledger (one record per produce batch), recording positions
+    harness.py     the services a scenario runs against and the `hub run` processes it abuses
+    faultproxy.py  a TCP proxy with delay, resets and black-holes
+    checker.py     Jepsen-style anomalies from Postgres and the handler queues
+    scenarios.py   the eleven scenarios
+    runner.py      run them (one automatic re-run of a failure), print and save the scorecard
+
+Run it with `hub reliability` (see hub/commands/reliability.py) or `pytest tests/reliability`.
+"""
