@@ -67,6 +67,8 @@ async def _measure(ctx: RunContext, options: Options, workload: list, tasks: lis
     # Half of the hub's maximum for the traffic the latency runs offer (every event a task and an
     # alert), which is well below its maximum for the mixed workload.
     half_rate = round(options.half_max_share * median(r["eps"] for r in drains[HUB_TASKS]))
+    if options.half_max_cap is not None:
+        half_rate = min(half_rate, round(options.half_max_cap))
     fixed, half = [], []
     for repeat in range(options.repeat):
         fixed.append(await measure_latency(ctx, options.latency_rate, options.latency_seconds, "fixed", repeat))
