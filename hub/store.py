@@ -352,7 +352,7 @@ async def _dead_letter(conn: asyncpg.Connection, rejected: list[Rejected], topic
     for _, r in fresh:
         outcome.dead_lettered[r.reason.value] += 1
         outcome.dead_lettered_by_topic[r.record.topic] += 1
-        log.warning("dead letter (%s) from %s[%d]@%d: %s", r.reason.value, r.record.topic, r.record.partition,
+        log.info("dead letter (%s) from %s[%d]@%d: %s", r.reason.value, r.record.topic, r.record.partition,
                     r.record.offset, r.message, extra=_ids_of(r.record))
     if not fresh:
         return
