@@ -61,7 +61,12 @@ class Pipeline:
     def decode(self, records: Sequence[Record]) -> tuple[list[Accepted], list[Rejected]]:
         accepted, rejected = [], []
         for record in records:
-            result = decode_record(record, self.models[record.topic], self.max_message_bytes)
+            try:
+                result = decode_record(record, self.models[record.topic], self.max_message_bytes)
+            except Exception as exc:  # noqa: BLE001 - a record the decoder chokes on must not sink its batch
+                log.exception("decoding failed on %s[%d]@%d", record.topic, record.partition, record.offset)
+                result = Rejected(record, DeadLetterReason.UNPROCESSABLE, type(exc).__name__,
+                                  f"the hub failed to decode the record ({type(exc).__name__}); see its log")
             (accepted if isinstance(result, Accepted) else rejected).append(result)
         return accepted, rejected
 

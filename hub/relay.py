@@ -80,7 +80,8 @@ class OutboxRelay:
         if not rows:
             return 0
         sends = [await self.producer.send(
-            row["topic"], value=bytes(row["value"]), key=bytes(row["key"]) if row["key"] is not None else None,
+            row["topic"], value=bytes(row["value"]) if row["value"] is not None else None,
+            key=bytes(row["key"]) if row["key"] is not None else None,
             headers=[(k, bytes.fromhex(v)) for k, v in orjson.loads(row["headers"])],
         ) for row in rows]
         await asyncio.gather(*sends)

@@ -152,7 +152,7 @@ async def _same_content(conn: asyncpg.Connection, item: Accepted) -> bool:
         return False
     try:
         return payload_hash(type(item.event).model_validate(orjson.loads(stored))) == item.payload_hash
-    except ValueError:  # the stored copy no longer validates (a stricter contract): not provably equal
+    except (ValueError, TypeError):  # the stored copy no longer validates or serialises: not provably equal
         return False
 
 
@@ -357,7 +357,7 @@ async def _dead_letter(conn: asyncpg.Connection, rejected: list[Rejected], topic
     if not fresh:
         return
     await conn.execute(queries.INSERT_OUTBOX, _rows([{
-        "topic": topics.dead_letter, "key": _bytea(r.record.key), "value": _bytea(r.record.value or b""),
+        "topic": topics.dead_letter, "key": _bytea(r.record.key), "value": _bytea(r.record.value),
         "headers": _hex_headers((*r.record.headers, *_headers(r, now))), "message_id": dead_id}
         for dead_id, r in fresh]))
     await conn.execute(queries.NOTIFY_OUTBOX)

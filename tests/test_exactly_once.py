@@ -148,3 +148,14 @@ async def test_hostile_payloads_are_dead_lettered_byte_for_byte_and_the_stream_g
     assert await fetchval(dsn, "SELECT count(*) FROM coordination_tasks WHERE shipment_id = 'S6'") == 2 - 1
     stored = await fetchval(dsn, "SELECT payload->'attributes'->>'note' FROM shipment_events WHERE shipment_id = 'S7'")
     assert stored == "'); DROP TABLE shipments;-- $1 %s"
+
+
+async def test_a_tombstone_is_dead_lettered_as_a_tombstone(hub_settings):
+    s = hub_settings
+    async with running_hub(s):
+        dsn = s.database_url.get_secret_value()
+        await publish_raw(s, s.topic_shipment_events, [(b"S9", None)])
+        await wait_for_count(dsn, "SELECT count(*) FROM dead_letters", 1)
+        await wait_for_count(dsn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", 0)
+    dead = await read_topics(s, [s.topic_dead_letter], expected=1)
+    assert len(dead) == 1 and dead[0].value is None and dead[0].key == b"S9"
