@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from hub.routing import stable_id
-from tests.faultproxy import FaultProxy
+from tests.reliability.faultproxy import FaultProxy
 from tests.support import (
     carrier_update, fetchval, migrated, publish, read_topics, running_hub, shipment_event, start_hub_process,
     wait_for_count,

@@ -1,6 +1,6 @@
 """An asyncio TCP proxy that delays, resets, cuts or black-holes the traffic it forwards.
 
-A richer copy of tests/faultproxy.py for the scorecard (no toxiproxy or netem on this machine):
+The fault proxy of the scorecard and of tests/test_faults.py (no toxiproxy or netem on this machine):
 
     proxy = await FaultProxy("127.0.0.1", target_port, seed=7).start()
     proxy.delay_s = 0.05            # every forwarded chunk waits 50 ms
