@@ -97,15 +97,9 @@ def hub_settings(bootstrap: str, dsn: str, **overrides) -> Settings:
 
 
 def hub_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a `hub` subprocess use exactly these settings (as tests/support.py does)."""
+    """The environment that makes a `hub` subprocess use exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
+    return {**env, **settings.as_environment()}
 
 
 def python_env() -> dict[str, str]:

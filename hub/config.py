@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, description="Health and /metrics endpoint; 0 turns it off")
 
+    def as_environment(self) -> dict[str, str]:
+        """The HUB_* variables that give a `hub` subprocess exactly these settings (secrets in clear:
+        for a child's environment only, never for printing)."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
     @property
     def embedded(self) -> bool:
         return self.kafka_bootstrap is None and self.database_url is None

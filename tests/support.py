@@ -88,13 +88,7 @@ async def scratch_database(admin_dsn: str):
 def hub_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a `hub` subprocess use exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
-    return env
+    return {**env, **settings.as_environment()}
 
 
 def start_hub_process(settings: Settings, log_path, *args: str) -> subprocess.Popen:
