@@ -35,7 +35,7 @@ FROM unnest($1::text[]) AS k(id) JOIN customers AS c ON c.customer_id = k.id
 """
 
 SELECT_CONTACTS = """
-SELECT shipment_id, occurred_at FROM call_logs
+SELECT event_id, shipment_id, occurred_at FROM call_logs
 WHERE shipment_id = ANY($1::text[]) AND direction = 'inbound' AND category = ANY($2::text[])
   AND occurred_at BETWEEN $3 AND $4
 """

@@ -1,8 +1,8 @@
 """Apply one batch's decisions in one Postgres transaction (the unit of work).
 
-inbox (dedup) -> load what is known -> route each new event in occurred_at order -> write
-sheets, history, tasks, notifications and outbox rows. The caller commits Kafka offsets only
-after this transaction has committed.
+inbox (dedup) and history -> lock the shipments -> load what is known -> route each new event
+in occurred_at order -> write sheets, tasks, notifications and outbox rows. The caller commits
+Kafka offsets only after this transaction has committed.
 """
 
 from __future__ import annotations
@@ -77,15 +77,19 @@ async def apply_batch(conn: asyncpg.Connection, accepted: list[Accepted], reject
     outcome = BatchOutcome()
     unique, conflicts, in_batch_dupes = _dedupe_within_batch(accepted)
     rejected = rejected + conflicts
-    await conn.execute(queries.LOCK_SHIPMENTS, sorted({s for a in unique if (s := _shipment_of(a))}))
+    # Claiming and recording the events needs nothing known about their shipments, so it happens
+    # before the shipment locks, while the previous batch may still hold them: about a third of a
+    # batch's time in Postgres overlaps the previous batch instead of queueing behind it.
     fresh, stored_conflicts, stored_dupes = await _claim_inbox(conn, unique)
     rejected = rejected + stored_conflicts
+    await _write_history(conn, fresh)
+    await conn.execute(queries.LOCK_SHIPMENTS, list({s for a in fresh if (s := _shipment_of(a))}))
     for item in in_batch_dupes + stored_dupes:
         outcome.duplicates += 1
         outcome.duplicates_by_topic[item.record.topic] += 1
     known = await _load_known(conn, fresh, rules)
     decisions = _decide(fresh, known, rules, now)
-    await _write(conn, fresh, decisions, known, topics, outcome)
+    await _write(conn, decisions, known, topics, outcome)
     await _dead_letter(conn, rejected, topics, now, outcome)
     outcome.processed += len(fresh)
     for item in fresh:
@@ -194,8 +198,11 @@ async def _load_contacts(conn: asyncpg.Connection, items: list[Accepted], rules:
     times = [c.occurred_at for c in calls]
     rows = await conn.fetch(queries.SELECT_CONTACTS, sorted({c.shipment_id for c in calls}),
                             [c.value for c in spec.categories], min(times) - spec.window, max(times) + spec.window)
+    # This batch's own calls are already in call_logs; routing adds them one by one, in time order.
+    own = {a.event.event_id for a in items}
     for row in rows:
-        contacts[row["shipment_id"]].append(row["occurred_at"])
+        if row["event_id"] not in own:
+            contacts[row["shipment_id"]].append(row["occurred_at"])
     return contacts
 
 
@@ -267,14 +274,13 @@ def _hex_headers(headers) -> list[list[str]]:
     return [[name, value.hex()] for name, value in headers]
 
 
-async def _write(conn: asyncpg.Connection, items: list[Accepted], decisions: list[Decision],
-                 state: _KnownState, topics: Topics, outcome: BatchOutcome) -> None:
+async def _write(conn: asyncpg.Connection, decisions: list[Decision], state: _KnownState, topics: Topics,
+                 outcome: BatchOutcome) -> None:
     if state.new_customers:
         await conn.execute(queries.INSERT_CUSTOMERS, sorted(state.new_customers))
     if state.touched:
         sheets = [_sheet_row(state.sheets[s]) for s in sorted(state.touched)]
         await conn.execute(queries.UPSERT_SHIPMENTS, _rows(sheets))
-    await _write_history(conn, items)
     tasks = [t for d in decisions for t in d.tasks]
     await _copy(conn, queries.COPY_TASKS, [(
         t.task_id, t.department, t.kind, t.severity.value, t.shipment_id, t.customer_id, t.title,

@@ -121,3 +121,16 @@ async def test_an_event_the_hub_fails_on_is_dead_lettered_not_retried_forever(po
         row = await conn.fetchrow("SELECT reason, error_class, message FROM dead_letters")
     assert (row["reason"], row["error_class"]) == ("unprocessable", "TypeError")
     assert "Recursion" not in row["message"], "only the class: an error's text may quote personal data"
+
+
+async def test_a_batch_never_counts_its_own_calls_as_earlier_contacts(pool, settings):
+    """Calls are recorded before routing reads the shipment's recent contacts: a batch's own calls
+    must count only in time order, so a lone query is no repeat contact and the second one is."""
+    lone = records(settings, [("call", call_log("C1", "query", 0, shipment_id="S-LONE"))])
+    assert (await pipeline(pool, settings).process(lone)).tasks == 0
+    pair = records(settings, [("call", call_log("C2", "query", 0, shipment_id="S-PAIR")),
+                              ("call", call_log("C2", "query", 30, shipment_id="S-PAIR"))])
+    outcome = await pipeline(pool, settings).process(pair)
+    assert dict(outcome.alerts) == {("complaints", "P2"): 1}
+    later = records(settings, [("call", call_log("C1", "query", 60, shipment_id="S-LONE"))])
+    assert dict((await pipeline(pool, settings).process(later)).alerts) == {("complaints", "P2"): 1}
