@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from hub.store import BatchOutcome, Topics
 from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 
 log = logging.getLogger("hub.runtime")
+GC_FIRST_GENERATION = 10_000  # allocations between collections of the youngest generation (Python's default: 700)
 
 
 class SchemaNotReady(RuntimeError):
@@ -167,6 +169,17 @@ class HubRuntime:
         await self.stop()
 
 
+def tune_garbage_collector() -> None:
+    """Spare the hot path the cyclic garbage collector's walks (about a third of routing's time).
+
+    What start-up allocated (modules, pydantic schemas, rules) lives as long as the process, so it
+    is frozen out of every collection. A batch allocates tens of thousands of short-lived objects
+    that reference counting frees; a larger first generation collects them less often.
+    """
+    gc.freeze()
+    gc.set_threshold(GC_FIRST_GENERATION, 20, 20)
+
+
 async def run_until_signalled(settings: Settings, extensions: list[Extension] | None = None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -186,6 +199,7 @@ async def run_until_signalled(settings: Settings, extensions: list[Extension] | 
         return
     stopping.cancel()
     starting.result()  # a failed start raises here, after cleaning up
+    tune_garbage_collector()
     try:
         await stop.wait()
         log.info("stopping: finishing the batch in hand (at most %.0fs)", settings.graceful_timeout_s)
