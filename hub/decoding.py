@@ -7,9 +7,8 @@ validated content: key order, spacing, explicit nulls and timestamp offsets do n
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -21,8 +20,11 @@ MAX_ERROR_MESSAGE = 1_000
 MAX_DEPTH = 64  # nesting of objects and arrays: deeper is no business event, and serialisers give up
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+# Per-record values are NamedTuples: immutable like frozen dataclasses, at a fifth of their
+# construction cost, which the hub pays several times per event.
+
+
+class Record(NamedTuple):
     """The parts of a Kafka record the hub uses; the original bytes stay untouched."""
 
     topic: str
@@ -33,8 +35,7 @@ class Record:
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+class Accepted(NamedTuple):
     record: Record
     event: InboundEvent
     payload_text: str
@@ -46,8 +47,7 @@ class Accepted:
         return payload_hash(self.event)
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(NamedTuple):
     record: Record
     reason: DeadLetterReason
     error_class: str

@@ -5,8 +5,9 @@ Plain immutable values: the store loads them, routing reads them and returns new
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from schemas.enums import CustomerTier, Language, NotificationChannel, ShipmentEventType
 
@@ -53,11 +54,10 @@ class CustomerInfo:
     preferred_channel: NotificationChannel = NotificationChannel.SMS
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """Everything routing may consult for one event."""
+class Known(NamedTuple):
+    """Everything routing may consult for one event (a NamedTuple: built once per event)."""
 
     sheet: ShipmentSheet | None = None
     customer: CustomerInfo | None = None
     # occurred_at of earlier inbound query/complaint contacts about the event's shipment
-    contacts: tuple[datetime, ...] = field(default_factory=tuple)
+    contacts: tuple[datetime, ...] = ()
