@@ -22,7 +22,7 @@ from bench.baseline import INSERT_EVENTS_BATCH, PipelineConfig
 from bench.workload import needs_attention
 from hub.simulator import CALL, CARRIER, SHIPMENT
 
-FETCH_WAIT_MS = 100  # as the hub's subscriber
+FETCH_WAIT_MS = 100  # as the hub's subscriber (HUB_KAFKA_FETCH_MAX_WAIT_MS)
 
 
 class ShipmentRow(msgspec.Struct):
