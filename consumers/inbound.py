@@ -156,16 +156,17 @@ def _batch_fields(records: tuple) -> dict[str, Any]:
 
 
 def _record(raw: Any) -> Record:
-    return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value,
-                  tuple((k, v if v is not None else b"") for k, v in (raw.headers or ())))
+    headers = tuple((k, v if v is not None else b"") for k, v in raw.headers) if raw.headers else ()
+    return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, headers)
 
 
 def _next_offsets(records: tuple) -> dict[TopicPartition, int]:
-    offsets: dict[TopicPartition, int] = {}
+    last: dict[tuple[str, int], int] = {}
     for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        offsets[tp] = max(offsets.get(tp, 0), r.offset + 1)
-    return offsets
+        key = (r.topic, r.partition)
+        if r.offset >= last.get(key, -1):
+            last[key] = r.offset
+    return {TopicPartition(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
 
 
 async def _commit(consumer: Any, records: tuple) -> None:

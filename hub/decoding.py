@@ -18,6 +18,7 @@ from schemas.inbound import CONTRACT_VERSION, NUL_CHECKED, InboundEvent
 
 MAX_ERROR_MESSAGE = 1_000
 MAX_DEPTH = 64  # nesting of objects and arrays: deeper is no business event, and serialisers give up
+_NUL_CHECKED = {NUL_CHECKED: True}  # validation context; pydantic only reads it
 
 
 # Per-record values are NamedTuples: immutable like frozen dataclasses, at a fifth of their
@@ -78,7 +79,7 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
         return Rejected(record, DeadLetterReason.UNSUPPORTED_VERSION, "UnsupportedVersion",
                         f"schema_version {version} is not supported; this hub reads version {CONTRACT_VERSION}")
     # Raw control characters are invalid JSON, so a NUL can only arrive as a \u0000 escape.
-    context = {NUL_CHECKED: True} if b"\\u0000" not in value else None
+    context = _NUL_CHECKED if b"\\u0000" not in value else None
     try:
         event = model.model_validate(document, context=context)
     except ValidationError as exc:
