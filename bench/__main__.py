@@ -2,7 +2,7 @@
 
     python -m bench                       # 50,000 events, 3 repeats, latency at 2,000/s for 30 s
     python -m bench --small               # CI preset: 2,000 events, 1 repeat, latency 5 s at 500/s
-    python -m bench --soak-minutes 10     # plus 10 minutes at half the hub's maximum, RSS every 10 s
+    python -m bench --soak-minutes 10     # plus 10 minutes at 2,000/s (--soak-rate), RSS every 10 s
     python -m bench profile --events 50000
 """
 
@@ -44,7 +44,9 @@ def main(
     latency_rate: float = typer.Option(Options.latency_rate, "--latency-rate", help="Offered events/s, fixed-rate run"),
     latency_seconds: float = typer.Option(Options.latency_seconds, "--latency-seconds", help="Length of a latency run"),
     soak_minutes: float = typer.Option(Options.soak_minutes, "--soak-minutes",
-                                       help="Also offer half the hub's maximum for this long and watch its RSS (0: off)"),
+                                       help="Also offer --soak-rate for this long and watch the hub's RSS (0: off)"),
+    soak_rate: float = typer.Option(None, "--soak-rate",
+                                    help="Events/s offered during the soak [default: --latency-rate]"),
     seed: int = typer.Option(Options.seed, "--seed", help="Workload seed: the same seed, the same events"),
     out: Path = typer.Option(DEFAULT_OUT, "--out", dir_okay=False, help="Where the JSON summary goes"),
     keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, every process's log)"),
@@ -55,8 +57,8 @@ def main(
     if ctx.invoked_subcommand is not None:
         return
     options = Options(events=events, naive_events=naive_events, repeat=repeat, latency_rate=latency_rate,
-                      latency_seconds=latency_seconds, soak_minutes=soak_minutes, seed=seed, out=out,
-                      keep_work_dir=keep)
+                      latency_seconds=latency_seconds, soak_minutes=soak_minutes, soak_rate=soak_rate, seed=seed,
+                      out=out, keep_work_dir=keep)
     options = small(options) if small_preset else options
     try:
         options.check()

@@ -23,6 +23,9 @@ class Options:
     # so few commits is meaningless (the CI preset once offered 79,000/s from it).
     half_max_cap: float | None = None
     soak_minutes: float = 0.0  # 0: no soak
+    # Events/s offered during the soak; None: latency_rate. A leak shows only in a run the hub (and the
+    # shared broker) can sustain: at half the maximum the 2-core box is saturated and backlog grows.
+    soak_rate: float | None = None
     seed: int = 7
     out: Path = DEFAULT_OUT
     keep_work_dir: bool = False
@@ -36,6 +39,8 @@ class Options:
             raise ValueError("--naive-events takes a prefix of the workload: make it at most --events")
         if self.repeat < 1 or self.latency_rate <= 0 or self.latency_seconds <= 0 or self.soak_minutes < 0:
             raise ValueError("--repeat, --latency-rate and --latency-seconds must be positive, --soak-minutes >= 0")
+        if self.soak_rate is not None and self.soak_rate <= 0:
+            raise ValueError("--soak-rate must be positive")
         if 0 < self.soak_minutes < 2:
             raise ValueError("--soak-minutes must be at least 2 to compare the first and the last minute")
 

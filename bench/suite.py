@@ -73,5 +73,6 @@ async def _measure(ctx: RunContext, options: Options, workload: list, tasks: lis
     for repeat in range(options.repeat):
         fixed.append(await measure_latency(ctx, options.latency_rate, options.latency_seconds, "fixed", repeat))
         half.append(await measure_latency(ctx, half_rate, options.latency_seconds, "half_max", repeat))
-    soak = await measure_soak(ctx, half_rate, options.soak_minutes) if options.soak_minutes else None
+    soak_rate = options.soak_rate or options.latency_rate
+    soak = await measure_soak(ctx, soak_rate, options.soak_minutes) if options.soak_minutes else None
     return {"drain": drains, "latency_fixed": fixed, "latency_half_max": half, "soak": soak}
