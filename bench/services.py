@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +19,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -29,13 +27,13 @@ from pydantic import SecretStr
 from bench.workload import Message, register
 from hub.config import Settings
 from hub.customers import import_customers
+from hub.databases import scratch_database
 from hub.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
 from hub.kafka import ensure_topics
 from hub.migrate import apply_migrations
 from hub.simulator import CALL, CARRIER, SHIPMENT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-_DATABASE_NAME = re.compile(r"^bench_[a-z0-9_]{1,50}$")
 PRELOAD_WINDOW = 20_000  # unacknowledged sends in flight while preloading
 
 
@@ -67,25 +65,9 @@ def fresh_broker(work_dir: Path, phase: str) -> Iterator[EmbeddedBroker]:
         yield broker
 
 
-@asynccontextmanager
-async def fresh_database(admin_dsn: str, phase: str):
-    """A new empty database for one phase, dropped afterwards (the name is ours, never user input)."""
-    name = f"bench_{phase}_{uuid.uuid4().hex[:8]}"
-    if not _DATABASE_NAME.match(name):
-        raise ValueError(f"phase name {phase!r} must be lower-case letters, digits and underscores")
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+def fresh_database(admin_dsn: str, phase: str):
+    """A new empty database for one phase, dropped afterwards."""
+    return scratch_database(admin_dsn, f"bench_{phase}")
 
 
 def hub_settings(bootstrap: str, dsn: str, **overrides) -> Settings:

@@ -22,6 +22,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import ClassVar, Self
 
 START_TIMEOUT_S = 20.0
 PG_START_TIMEOUT_S = 60.0  # crash recovery after an unclean stop can take a while
@@ -41,14 +42,14 @@ class EmbeddedStartError(RuntimeError):
 
 
 @dataclass
-class EmbeddedBroker:
-    bootstrap: str
-    port: int
-    pid: int
-    log_file: Path
-    _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+class _ServerProcess:
+    """A server this process started; a context manager that stops it."""
+
+    stop_signal: ClassVar[signal.Signals] = signal.SIGTERM
+    stop_grace_s: ClassVar[float] = 5.0
+    _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False, kw_only=True)
     # A forked child inherits atexit handlers; only the process that started the server stops it.
-    _owner: int = field(default_factory=os.getpid, repr=False, compare=False)
+    _owner: int = field(default_factory=os.getpid, repr=False, compare=False, kw_only=True)
 
     def stop(self) -> None:
         if os.getpid() != self._owner:
@@ -56,9 +57,9 @@ class EmbeddedBroker:
         proc, self._proc = self._proc, None
         if proc is not None:
             atexit.unregister(self.stop)
-            _terminate(proc, signal.SIGTERM, grace_s=5.0)
+            _terminate(proc, self.stop_signal, grace_s=self.stop_grace_s)
 
-    def __enter__(self) -> EmbeddedBroker:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None):
@@ -66,31 +67,24 @@ class EmbeddedBroker:
 
 
 @dataclass
-class EmbeddedPostgres:
+class EmbeddedBroker(_ServerProcess):
+    bootstrap: str
+    port: int
+    pid: int
+    log_file: Path
+
+
+@dataclass
+class EmbeddedPostgres(_ServerProcess):
+    # SIGINT is Postgres' "fast" shutdown: clean checkpoint, no crash recovery on the next start.
+    stop_signal: ClassVar[signal.Signals] = signal.SIGINT
+    stop_grace_s: ClassVar[float] = PG_STOP_TIMEOUT_S
     dsn: str
     admin_dsn: str
     port: int
     pid: int
     data_dir: Path
     log_file: Path
-    _proc: subprocess.Popen | None = field(default=None, repr=False, compare=False)
-    # A forked child inherits atexit handlers; only the process that started the server stops it.
-    _owner: int = field(default_factory=os.getpid, repr=False, compare=False)
-
-    def stop(self) -> None:
-        if os.getpid() != self._owner:
-            return
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            atexit.unregister(self.stop)
-            # SIGINT is Postgres' "fast" shutdown: clean checkpoint, no crash recovery on the next start.
-            _terminate(proc, signal.SIGINT, grace_s=PG_STOP_TIMEOUT_S)
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None):
-        self.stop()
 
 
 def free_port() -> int:

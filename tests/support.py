@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from hub import databases
 from hub.config import Settings
 from hub.kafka import aiokafka_kwargs
 from hub.migrate import apply_migrations
@@ -64,25 +65,9 @@ def isolated_settings(kafka_bootstrap: str, kafka_is_embedded: bool, dsn: str, *
     return Settings(_env_file=None, **{**values, **overrides})
 
 
-@asynccontextmanager
-async def scratch_database(admin_dsn: str):
+def scratch_database(admin_dsn: str):
     """A database for a module-scoped scenario, dropped afterwards."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    name = f"hub_test_{uuid.uuid4().hex}"
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    try:
-        yield urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))
-    finally:
-        conn = await asyncpg.connect(admin_dsn)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
+    return databases.scratch_database(admin_dsn, "hub_test")
 
 
 def hub_env(settings: Settings) -> dict[str, str]:
