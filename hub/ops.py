@@ -498,6 +498,9 @@ def alert_queues(settings: Settings) -> dict[str, str]:
             settings.topic_alerts_complaints: "complaints"}
 
 
+SKIP_TO_NOW_TIMEOUT_S = 10.0
+
+
 class AlertStream:
     """Reads the three alert topics on every partition, without a consumer group.
 
@@ -527,9 +530,10 @@ class AlertStream:
             self._partitions = [TopicPartition(t, p) for t in self.queues if t in existing
                                 for p in sorted(self._consumer.partitions_for_topic(t) or ())]
             self._consumer.assign(self._partitions)
-            if self._partitions:
-                seek = self._consumer.seek_to_beginning if self.from_beginning else self._consumer.seek_to_end
-                await seek(*self._partitions)
+            if self._partitions and self.from_beginning:
+                await self._consumer.seek_to_beginning(*self._partitions)
+            elif self._partitions:
+                await self._skip_to_now()
         except KafkaError as exc:
             await self._consumer.stop()
             raise OpsError(f"cannot read the alert topics ({type(exc).__name__}: {exc}); "
@@ -538,6 +542,22 @@ class AlertStream:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self._consumer.stop()
+
+    async def _skip_to_now(self) -> None:
+        """Start after the last alert already on each partition.
+
+        seek_to_end() asks ListOffsets, which Tansu 0.6 answers too low once a partition holds
+        a multi-record batch (older alerts would show as new). So the end comes from the high
+        watermark of fetch responses, as in `_caught_up`; what the fetches return is skipped.
+        """
+        await self._consumer.seek_to_end(*self._partitions)
+        deadline = time.monotonic() + SKIP_TO_NOW_TIMEOUT_S
+        while any(self._consumer.highwater(tp) is None for tp in self._partitions) and time.monotonic() < deadline:
+            await self._consumer.getmany(timeout_ms=200)
+        for tp in self._partitions:
+            high = self._consumer.highwater(tp)
+            if high is not None and high > await self._consumer.position(tp):
+                self._consumer.seek(tp, high)
 
     def _decode(self, topic: str, value: bytes | None) -> SeenAlert | None:
         # A tolerant reader: fields a later contract version adds are ignored, not fatal.
