@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from pydantic import SecretStr
 
 from hub.config import Settings
+from hub.databases import scratch_database
 
 BACKENDS = ("external", "containers", "local")
 ENV_VARS = {"kafka": "HUB_TEST_KAFKA", "postgres": "HUB_TEST_DATABASE_URL"}
@@ -218,20 +218,8 @@ def pg_admin_dsn(_postgres: Service) -> str:
 @pytest.fixture
 async def database_url(pg_admin_dsn: str) -> AsyncIterator[str]:
     """A fresh, empty database for this test, dropped afterwards (even with connections still open)."""
-    name = f"hub_test_{uuid.uuid4().hex}"
-    await _admin_execute(pg_admin_dsn, f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(urlsplit(pg_admin_dsn)._replace(path=f"/{name}"))
-    finally:
-        await _admin_execute(pg_admin_dsn, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _admin_execute(dsn: str, sql: str) -> None:
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
+    async with scratch_database(pg_admin_dsn, "hub_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture
