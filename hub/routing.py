@@ -161,8 +161,7 @@ def route_shipment_event(
                    sheet.promised_delivery_at, now)
     fired = fire(triggers | eta_trigger, rules)
     _mark_eta_alerted(sheet, fired, eta_trigger)
-    decision = _raise(fired, ctx, rules)
-    notifications = list(decision.notifications)
+    alerts, tasks, notifications = _raise(fired, ctx, rules)
     _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
     adopt = None
     if before.customer_id is None and known.sheet is not None:
@@ -170,7 +169,7 @@ def route_shipment_event(
         # and the customer hears of the current milestone (never a superseded one).
         adopt = event.customer_id
         _notify_current_milestone(sheet, ctx, rules, notifications)
-    return Decision(decision.alerts, decision.tasks, tuple(notifications), sheet, new_customer, adopt)
+    return Decision(tuple(alerts), tuple(tasks), tuple(notifications), sheet, new_customer, adopt)
 
 
 def route_carrier_update(
@@ -192,10 +191,9 @@ def route_carrier_update(
     ctx = _Context(event, source, event.shipment_id, customer, sheet.order_id, sheet.promised_delivery_at, now)
     fired = fire(triggers | eta_trigger, rules)
     _mark_eta_alerted(sheet, fired, eta_trigger)
-    decision = _raise(fired, ctx, rules)
-    notifications = list(decision.notifications)
+    alerts, tasks, notifications = _raise(fired, ctx, rules)
     _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
-    return Decision(decision.alerts, decision.tasks, tuple(notifications), sheet)
+    return Decision(tuple(alerts), tuple(tasks), tuple(notifications), sheet)
 
 
 def route_call_log(event: CallLog, known: Known, source: Source, rules: Rules, now: datetime) -> Decision:
@@ -209,8 +207,8 @@ def route_call_log(event: CallLog, known: Known, source: Source, rules: Rules, n
     fired = fire(triggers, rules)
     if sheet is not None and any(REPEAT_CONTACT in rule.when for rule in fired):
         sheet.repeat_contact_fired = (*sheet.repeat_contact_fired, event.occurred_at)
-    decision = _raise(fired, ctx, rules)
-    return Decision(decision.alerts, decision.tasks, decision.notifications, sheet, new_customer)
+    alerts, tasks, notifications = _raise(fired, ctx, rules)
+    return Decision(tuple(alerts), tuple(tasks), tuple(notifications), sheet, new_customer)
 
 
 # --- triggers --------------------------------------------------------------------------------
@@ -310,7 +308,9 @@ def _customer(customer_id: str, known: CustomerInfo | None) -> tuple[CustomerInf
 # --- outputs ---------------------------------------------------------------------------------
 
 
-def _raise(fired: list[Rule], ctx: _Context, rules: Rules) -> Decision:
+def _raise(fired: list[Rule], ctx: _Context, rules: Rules
+           ) -> tuple[list[AlertDecision], list[TaskDecision], list[NotificationDecision]]:
+    """The alerts, tasks and notices of the fired rules; callers add milestone notices."""
     alerts, tasks, notifications = [], [], []
     for rule in fired:
         task, key_task = _tasks(rule, ctx, rules)
@@ -320,7 +320,7 @@ def _raise(fired: list[Rule], ctx: _Context, rules: Rules) -> Decision:
         alerts.append(AlertDecision(rule.queue, _alert(rule, task, ctx)))
         if rule.notify is not None and ctx.customer is not None:
             notifications.append(_notification(rule.notify, ctx, rules, reference=task.task_id))
-    return Decision(alerts=tuple(alerts), tasks=tuple(tasks), notifications=tuple(notifications))
+    return alerts, tasks, notifications
 
 
 def _severity(rule: Rule, ctx: _Context, rules: Rules) -> tuple[Severity, bool]:
