@@ -112,10 +112,11 @@ class InboundBatches:
 
     def _report(self, batch: _InFlight, outcome: BatchOutcome) -> None:
         elapsed = time.perf_counter() - batch.started
-        log.info("batch: %d records, %d processed, %d duplicates, %d dead-lettered, %d alerts, %d tasks, "
-                 "%d notifications in %.0f ms", len(batch.records), outcome.processed, outcome.duplicates,
-                 sum(outcome.dead_lettered.values()), sum(outcome.alerts.values()), outcome.tasks,
-                 outcome.notifications, elapsed * 1000, extra={"batch": _batch_fields(batch.records)})
+        if log.isEnabledFor(logging.INFO):  # the extra fields walk every record: only when logged
+            log.info("batch: %d records, %d processed, %d duplicates, %d dead-lettered, %d alerts, %d tasks, "
+                     "%d notifications in %.0f ms", len(batch.records), outcome.processed, outcome.duplicates,
+                     sum(outcome.dead_lettered.values()), sum(outcome.alerts.values()), outcome.tasks,
+                     outcome.notifications, elapsed * 1000, extra={"batch": _batch_fields(batch.records)})
         if self._on_batch is not None:
             self._on_batch(outcome, elapsed)
 
