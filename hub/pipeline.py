@@ -91,8 +91,6 @@ class Pipeline:
         while True:
             try:
                 return await self._transaction(accepted, rejected)
-            except Stopping:
-                raise
             except Exception as exc:  # noqa: BLE001 - classified right below
                 if not is_transient(exc):
                     raise
