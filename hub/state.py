@@ -1,6 +1,7 @@
 """What the hub knows before it decides: the tracking sheet, the customer, recent contacts.
 
-Plain immutable values: the store loads them, routing reads them and returns new ones.
+Plain values: the store loads them, routing reads them and returns new ones (a sheet is
+mutable only so routing can update the copy it returns, see ShipmentSheet).
 """
 
 from __future__ import annotations
