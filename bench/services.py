@@ -8,7 +8,6 @@ broker per phase: its in-memory log gets slower to fetch from as it grows.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import os
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from hub.databases import scratch_database
 from hub.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
 from hub.kafka import ensure_topics
 from hub.migrate import apply_migrations
+from hub.processes import orphan_guard
 from hub.simulator import CALL, CARRIER, SHIPMENT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -131,20 +131,6 @@ async def preload(settings: Settings, messages: Iterable[Message]) -> float:
     return time.perf_counter() - began
 
 
-_PR_SET_PDEATHSIG = 1
-# Looked up once here: the forked child then only makes the call (no loading, no import locks).
-_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM the child when the benchmark dies (killed by a timeout, Ctrl-C twice...).
-
-    Children are started from the main thread (the event loop's), which lives as long as the run.
-    """
-    if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-
-
 @dataclass
 class Child:
     """A pipeline or producer process of ours, with its output in a log file."""
@@ -161,7 +147,7 @@ class Child:
             started = time.time()
             proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT,
-                                    preexec_fn=_die_with_parent)  # noqa: PLW1509 - only a prctl call, as hub.embedded
+                                    preexec_fn=orphan_guard())  # noqa: PLW1509 - only a prctl call
         return cls(name, proc, log_path, started)
 
     @property

