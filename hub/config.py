@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 1.0
     db_pool_size: int = 4
+    workers: int = Field(1, ge=1, le=64, description="`hub run` processes in one consumer group (each one core)")
 
     # Operations.
     log_level: str = "INFO"

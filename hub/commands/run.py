@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -18,6 +19,7 @@ from hub.migrate import apply_migrations
 from hub.observability import EndpointUnavailable, Observability
 from hub.rules import RulesError, load_rules
 from hub.runtime import SchemaNotReady, run_until_signalled
+from hub.workers import Supervisor
 
 
 @contextlib.contextmanager
@@ -55,19 +57,26 @@ def print_connect_hint(s: Settings, embedded_db: bool) -> None:
 
 def register(app: typer.Typer) -> None:
     @app.command(name="run")
-    def run_command() -> None:
+    def run_command(
+        workers: int = typer.Option(None, "--workers", min=1, max=64,
+                                    help="Worker processes in one consumer group [default: HUB_WORKERS, 1]"),
+    ) -> None:
         """Consume the three inbound topics and route them (Ctrl-C or SIGTERM stops cleanly).
 
         With neither HUB_KAFKA_BOOTSTRAP nor HUB_DATABASE_URL set, starts an embedded broker and
-        Postgres (data in HUB_DATA_DIR, default ./.hub) and stops them on exit.
+        Postgres (data in HUB_DATA_DIR, default ./.hub) and stops them on exit. With --workers N,
+        a supervisor runs N hub processes that share the partitions (one core each).
         """
         s = settings()
+        if workers is not None:
+            s = s.model_copy(update={"workers": workers})
         configure_logging(s.log_level, s.log_format)
         try:
             load_rules(s.rules_file)
         except RulesError as exc:
             fail(f"rules file refused: {exc}")
         embedded_db, embedded_kafka = s.database_url is None, s.kafka_bootstrap is None
+        exit_code = 0
         with embedded_services(s) as s:
             if embedded_db or embedded_kafka:
                 print_connect_hint(s, embedded_db)
@@ -77,8 +86,11 @@ def register(app: typer.Typer) -> None:
                 applied = asyncio.run(apply_migrations(s.database_url.get_secret_value())) if embedded_db else []
                 if applied:
                     console.print(f"migrated the embedded database: {', '.join(applied)}")
-                extensions = [Observability(s)] if s.http_port else []
-                asyncio.run(run_until_signalled(s, extensions=extensions))
+                if s.workers > 1:
+                    exit_code = Supervisor(s, dict(os.environ)).run()
+                else:
+                    extensions = [Observability(s)] if s.http_port else []
+                    asyncio.run(run_until_signalled(s, extensions=extensions))
             except KeyboardInterrupt:
                 pass
             except (SchemaNotReady, EndpointUnavailable) as exc:
@@ -87,4 +99,6 @@ def register(app: typer.Typer) -> None:
                 fail(f"cannot reach Kafka or Postgres ({type(exc).__name__}: {exc}); "
                      "check HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL")
         logging.getLogger("hub").info("hub stopped")
+        if exit_code:
+            raise typer.Exit(exit_code)
 
