@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -135,6 +137,11 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundB
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         max_poll_interval_ms=settings.kafka_max_poll_interval_ms,
+        # Range gives partition N of every topic to the same member: shipment events and carrier
+        # updates of one shipment (same key, same partition number) meet in one hub process
+        # instead of contending for its lock across processes. Round robin (the client's
+        # default) stays listed so a group of older hubs can still be joined during an upgrade.
+        partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
         decoder=_raw,
         include_in_schema=False,
     )
