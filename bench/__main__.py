@@ -1,7 +1,7 @@
 """`python -m bench [OPTIONS]` runs the benchmark; `python -m bench profile [OPTIONS]` profiles the hub.
 
     python -m bench                       # 50,000 events, 3 repeats, latency at 2,000/s for 30 s
-    python -m bench --small               # CI preset: 2,000 events, 1 repeat, latency 5 s at 500/s
+    python -m bench --small               # CI preset: 6,000 events, 1 repeat, latency 5 s at 500/s
     python -m bench --soak-minutes 10     # plus 10 minutes at 2,000/s (--soak-rate), RSS every 10 s
     python -m bench profile --events 50000
 """
@@ -50,7 +50,7 @@ def main(
     seed: int = typer.Option(Options.seed, "--seed", help="Workload seed: the same seed, the same events"),
     out: Path = typer.Option(DEFAULT_OUT, "--out", dir_okay=False, help="Where the JSON summary goes"),
     keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, every process's log)"),
-    small_preset: bool = typer.Option(False, "--small", help="CI preset: 2,000 events, 1 repeat, latency 5 s at "
+    small_preset: bool = typer.Option(False, "--small", help="CI preset: 6,000 events, 1 repeat, latency 5 s at "
                                                             "500/s; finishes in well under 2 minutes"),
 ) -> None:
     """Run the benchmark and write the summary (default bench/results/latest.json)."""

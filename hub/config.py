@@ -53,7 +53,7 @@ class Settings(BaseSettings):
 
     # Processing.
     rules_file: Path | None = Field(None, description="Routing rules YAML; default: the contract's table")
-    batch_max_records: int = Field(1000, ge=1)
+    batch_max_records: int = Field(2000, ge=1)
     batch_timeout_ms: int = Field(10, ge=1, description="How long a poll waits for records before trying again")
     kafka_fetch_max_wait_ms: int = Field(100, ge=1, description="Longest the broker holds a fetch with no new data")
     batch_pipeline_depth: int = Field(2, ge=1, le=8, description="Batches stored concurrently (1: one at a time)")

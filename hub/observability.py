@@ -76,7 +76,7 @@ class HubMetrics:
         self.dead_letters = Counter("hub_dead_letters", "Records sent to the dead-letter topic", ["reason"],
                                     registry=r)
         self.batch_size = Histogram("hub_batch_size", "Records per consumed batch", registry=r,
-                                    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000))
+                                    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000))
         self.batch_seconds = Histogram("hub_batch_seconds", "Time to store one batch in Postgres", registry=r,
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.lag = Gauge("hub_consumer_lag", "Records on the broker not yet handed to the hub, per partition",
