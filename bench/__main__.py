@@ -47,6 +47,8 @@ def main(
                                        help="Also offer --soak-rate for this long and watch the hub's RSS (0: off)"),
     soak_rate: float = typer.Option(None, "--soak-rate",
                                     help="Events/s offered during the soak [default: --latency-rate]"),
+    hub_workers: int = typer.Option(None, "--hub-workers",
+                                    help="`hub run --workers` for the hub's runs [default: the number of cores]"),
     seed: int = typer.Option(Options.seed, "--seed", help="Workload seed: the same seed, the same events"),
     out: Path = typer.Option(DEFAULT_OUT, "--out", dir_okay=False, help="Where the JSON summary goes"),
     keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, every process's log)"),
@@ -58,6 +60,7 @@ def main(
         return
     options = Options(events=events, naive_events=naive_events, repeat=repeat, latency_rate=latency_rate,
                       latency_seconds=latency_seconds, soak_minutes=soak_minutes, soak_rate=soak_rate, seed=seed,
+                      **({"hub_workers": hub_workers} if hub_workers is not None else {}),
                       out=out, keep_work_dir=keep)
     options = small(options) if small_preset else options
     try:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from bench.baseline import CREATE_EVENTS_TABLE, PipelineConfig
-from bench.procstats import CpuMeter, CpuSnapshot, load_average, memory_kb
+from bench.procstats import CpuMeter, CpuSnapshot, load_average, tree_memory_kb
 from bench.services import (
     Child,
     RunContext,
@@ -89,20 +89,24 @@ def drain_timeout_s(events: int) -> float:
 
 
 async def measure_drain(ctx: RunContext, pipeline: str, workload: list[Message], repeat: int,
-                        label: str | None = None) -> dict:
-    """`label` names a variant (e.g. the hub on task events); default: the pipeline's name."""
+                        label: str | None = None, workers: int | None = None) -> dict:
+    """`label` names a variant (e.g. the hub on task events); default: the pipeline's name.
+    `workers`: the hub's processes (`hub run --workers`); default: the run's."""
     label = label or pipeline
+    workers = workers or ctx.hub_workers
     phase = f"{label}_{repeat}"
     load_before = load_average()
     ctx.say(f"drain {label} #{repeat + 1}: {len(workload):,} events (load {load_before})")
     with fresh_broker(ctx.work_dir, phase) as broker:
         async with fresh_database(ctx.pg.admin_dsn, phase) as dsn:
-            settings = hub_settings(broker.bootstrap, dsn)
+            settings = hub_settings(broker.bootstrap, dsn, workers=workers)
             await create_topics(settings)
             await _prepare(pipeline, dsn, ctx.seed)
             drained = await _drain(ctx, pipeline, settings, dsn, workload, broker.pid, phase)
             span = await _span(dsn, pipeline)
     result = _result(label, len(workload), span, drained)
+    if pipeline == HUB:
+        result["workers"] = workers
     result.update(load_before=load_before, load_after=load_average())
     ctx.say(f"  {label}: {result['eps']:,.0f} events/s, start to first row {result['startup_to_first_s']:.1f}s")
     return result
@@ -186,7 +190,7 @@ async def _watch(child: Child, dsn: str, pipeline: str, events: int, meter: CpuM
                                    f"{child.log_tail()}")
             await asyncio.sleep(POLL_S)
             watch.rows = await conn.fetchval(count_sql)
-            watch.rss_peak_kb = max(watch.rss_peak_kb, memory_kb(child.pid).get("VmHWM", 0))
+            watch.rss_peak_kb = max(watch.rss_peak_kb, tree_memory_kb(child.pid).get("VmHWM", 0))
             if watch.rows and watch.first_cpu is None:
                 watch.first_cpu = meter.snapshot()
         watch.last_cpu = meter.snapshot()

@@ -26,11 +26,12 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.paced import PacedConfig
-from bench.procstats import CpuMeter, load_average, memory_kb
+from bench.procstats import CpuMeter, load_average, tree_memory_kb, workers_rss_kb
 from bench.services import (
     Child,
     RunContext,
     create_topics,
+    free_port_range,
     fresh_broker,
     fresh_database,
     hub_env,
@@ -49,6 +50,7 @@ WARM_UP_EVENTS = 20
 JOIN_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 60.0  # after the producer is done, how long the hub gets to catch up
 SOAK_SAMPLE_S = 10.0
+POLL_S = 0.2
 
 COUNT_INBOX = "SELECT count(*) FROM inbox"
 COUNT_TASK_EVENTS = "SELECT count(DISTINCT source_event_id) FROM coordination_tasks"
@@ -112,16 +114,52 @@ async def running_hub(ctx: RunContext, phase: str):
     """A fresh broker and database, the hub as a subprocess, joined and warm; yields (settings, dsn, hub, broker)."""
     with fresh_broker(ctx.work_dir, phase) as broker:
         async with fresh_database(ctx.pg.admin_dsn, phase) as dsn:
-            settings = hub_settings(broker.bootstrap, dsn)
+            # Several workers: their health endpoints tell when each holds partitions.
+            port = free_port_range(ctx.hub_workers) if ctx.hub_workers > 1 else 0
+            settings = hub_settings(broker.bootstrap, dsn, workers=ctx.hub_workers, http_port=port)
             await create_topics(settings)
             await prepare_hub_database(dsn, ctx.seed)
             hub = Child.spawn("hub", python_module("hub", "run"), hub_env(settings),
                               ctx.phase_dir(phase) / "hub.log", ctx.phase_dir(phase))
             try:
+                if port:
+                    await _wait_until_all_ready(settings, hub)
                 await _warm_up(settings, dsn, hub, ctx.seed)
                 yield settings, dsn, hub, broker
             finally:
                 await hub.stop()
+
+
+async def _wait_until_all_ready(settings: Settings, hub: Child) -> None:
+    """Until every worker has partitions (/health/ready), so no rebalance falls inside a measurement.
+
+    One worker alone can be assigned every partition before the other joins; once both are ready
+    the group has settled with both in it.
+    """
+    ports = [settings.http_port + i for i in range(settings.workers)]
+    deadline = time.monotonic() + JOIN_TIMEOUT_S
+    while not all([await _ready(settings.http_host, port) for port in ports]):
+        hub.check_alive()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the hub's {settings.workers} workers were not all ready (partitions assigned) "
+                               f"within {JOIN_TIMEOUT_S:.0f}s; its log {hub.log_path} ends with:\n{hub.log_tail()}")
+        await asyncio.sleep(POLL_S)
+
+
+async def _ready(host: str, port: int) -> bool:
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return False
+    try:
+        writer.write(f"GET /health/ready HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        status = await reader.readline()
+        return status.split()[1:2] == [b"200"]
+    except OSError:
+        return False
+    finally:
+        writer.close()
 
 
 async def _warm_up(settings: Settings, dsn: str, hub: Child, seed: int) -> None:
@@ -195,7 +233,7 @@ async def _offer(ctx: RunContext, settings: Settings, dsn: str, hub: Child, brok
     deadline = time.monotonic() + seconds + 120
     while producer.proc.poll() is None and time.monotonic() < deadline:
         hub.check_alive()
-        rss_peak = max(rss_peak, memory_kb(hub.pid).get("VmHWM", 0))
+        rss_peak = max(rss_peak, tree_memory_kb(hub.pid).get("VmHWM", 0))
         await asyncio.sleep(0.5)
     await producer.stop(grace_s=5)
     last = meter.snapshot()
@@ -203,7 +241,7 @@ async def _offer(ctx: RunContext, settings: Settings, dsn: str, hub: Child, brok
     sent = _read_sent(sent_file)
     complete = await _wait_for(dsn, COUNT_TASK_EVENTS, len(sent) + WARM_UP_EVENTS, SETTLE_TIMEOUT_S, hub,
                                "every event's task and alert", also=lambda: sent.keys() <= listener.arrivals.keys())
-    rss_peak = max(rss_peak, memory_kb(hub.pid).get("VmHWM", 0))
+    rss_peak = max(rss_peak, tree_memory_kb(hub.pid).get("VmHWM", 0))
     created, committed = await _task_times(dsn)
     db = [(t, (created[e] - t) * 1000) for e, t in sent.items() if e in created]
     commit = [(t, (committed[e] - t) * 1000) for e, t in sent.items() if e in committed]
@@ -261,9 +299,10 @@ async def _sample_rss(hub: Child, producer: Child, dsn: str, seconds: float) -> 
     try:
         while producer.proc.poll() is None and time.monotonic() - began < seconds + 120:
             hub.check_alive()
-            memory = memory_kb(hub.pid)
+            memory = tree_memory_kb(hub.pid)
             samples.append({"t_s": round(time.monotonic() - began, 1), "rss_mb": round(memory["VmRSS"] / 1024, 1),
-                            "hwm_mb": round(memory["VmHWM"] / 1024, 1), "processed": await conn.fetchval(COUNT_INBOX)})
+                            "hwm_mb": round(memory["VmHWM"] / 1024, 1), "processed": await conn.fetchval(COUNT_INBOX),
+                            "workers_rss_mb": [round(kb / 1024, 1) for kb in workers_rss_kb(hub.pid)]})
             await asyncio.sleep(SOAK_SAMPLE_S)
     finally:
         await conn.close()
@@ -281,8 +320,16 @@ def soak_summary(samples: list[dict], rate: float, minutes: float, producer: dic
     processed_eps = samples[-1]["processed"] / end if end else 0.0
     first_minute = max(s["rss_mb"] for s in samples if s["t_s"] < 60)
     last_minute = max(s["rss_mb"] for s in samples if s["t_s"] >= end - 60)
-    return {"offered_rate": rate, "minutes": minutes, "producer": producer, "samples": samples,
-            "rss_minute1_mb": first_minute, "rss_last_minute_mb": last_minute,
-            "rss_growth_ratio": round(last_minute / first_minute, 3),
+    growth = {"offered_rate": rate, "minutes": minutes, "producer": producer, "samples": samples,
+              "rss_minute1_mb": first_minute, "rss_last_minute_mb": last_minute,
+              "rss_growth_ratio": round(last_minute / first_minute, 3)}
+    # With several workers the total includes an idle supervisor, which dilutes the ratio: the
+    # worker that grew most is reported on its own.
+    workers = len(samples[0].get("workers_rss_mb", []))
+    if workers and all(len(s["workers_rss_mb"]) == workers for s in samples):
+        growth["worker_rss_growth_ratio"] = max(
+            round(max(s["workers_rss_mb"][i] for s in samples if s["t_s"] >= end - 60)
+                  / max(s["workers_rss_mb"][i] for s in samples if s["t_s"] < 60), 3) for i in range(workers))
+    return {**growth,
             "rss_peak_mb": max(s["hwm_mb"] for s in samples),
             "processed_eps": round(processed_eps, 1), "kept_up": processed_eps >= 0.95 * rate}

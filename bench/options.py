@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -26,6 +27,9 @@ class Options:
     # Events/s offered during the soak; None: latency_rate. A leak shows only in a run the hub (and the
     # shared broker) can sustain: at half the maximum the 2-core box is saturated and backlog grows.
     soak_rate: float | None = None
+    # `hub run --workers`: one process per core, as an operator would run the hub on this box. The
+    # hub is also drained as one process (`hub_1`), since floor and naive are single processes.
+    hub_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     seed: int = 7
     out: Path = DEFAULT_OUT
     keep_work_dir: bool = False
@@ -39,6 +43,8 @@ class Options:
             raise ValueError("--naive-events takes a prefix of the workload: make it at most --events")
         if self.repeat < 1 or self.latency_rate <= 0 or self.latency_seconds <= 0 or self.soak_minutes < 0:
             raise ValueError("--repeat, --latency-rate and --latency-seconds must be positive, --soak-minutes >= 0")
+        if not 1 <= self.hub_workers <= 64:
+            raise ValueError("--hub-workers must be between 1 and 64")
         if self.soak_rate is not None and self.soak_rate <= 0:
             raise ValueError("--soak-rate must be positive")
         if 0 < self.soak_minutes < 2:

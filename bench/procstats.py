@@ -34,10 +34,10 @@ def children_of(pid: int) -> list[int]:
         return []
 
 
-def postgres_cpu_s(postmaster_pid: int) -> float:
-    """The postmaster, its live backends, and the backends that already exited."""
-    return process_cpu_s(postmaster_pid, with_reaped_children=True) + sum(
-        process_cpu_s(child) for child in children_of(postmaster_pid))
+def tree_cpu_s(pid: int) -> float:
+    """A process, its live children, and the children that already exited: a postmaster and its
+    backends, or `hub run --workers N` and its workers."""
+    return process_cpu_s(pid, with_reaped_children=True) + sum(process_cpu_s(child) for child in children_of(pid))
 
 
 def box_busy_s() -> tuple[float, float]:
@@ -63,6 +63,21 @@ def memory_kb(pid: int) -> dict[str, int]:
     return found
 
 
+def tree_memory_kb(pid: int) -> dict[str, int]:
+    """memory_kb summed over a process and its live children (`hub run --workers N`: the supervisor
+    and its workers). The summed VmHWM is an upper bound: the peaks need not coincide."""
+    total: dict[str, int] = {}
+    for member in (pid, *children_of(pid)):
+        for name, value in memory_kb(member).items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def workers_rss_kb(pid: int) -> list[int]:
+    """VmRSS of each child of `pid` (the workers of `hub run --workers N`), in KiB."""
+    return [memory_kb(child).get("VmRSS", 0) for child in children_of(pid)]
+
+
 @dataclass(frozen=True)
 class CpuSnapshot:
     at: float  # time.monotonic()
@@ -81,8 +96,8 @@ class CpuMeter:
     postgres_pid: int
 
     def snapshot(self) -> CpuSnapshot:
-        return CpuSnapshot(time.monotonic(), process_cpu_s(self.pipeline_pid), process_cpu_s(self.broker_pid),
-                           postgres_cpu_s(self.postgres_pid), box_busy_s()[0])
+        return CpuSnapshot(time.monotonic(), tree_cpu_s(self.pipeline_pid), process_cpu_s(self.broker_pid),
+                           tree_cpu_s(self.postgres_pid), box_busy_s()[0])
 
     @staticmethod
     def between(first: CpuSnapshot, last: CpuSnapshot) -> dict[str, float]:

@@ -36,6 +36,8 @@ def summarize(runs: dict, *, options: Options, machine: dict, versions: dict, lo
         "hub_over_naive": _ratio(eps["hub"]["median"], eps["naive"]["median"]),
         # The hub's maximum for the latency runs' traffic, in which every event is a task and an alert.
         "hub_task_eps": eps["hub_tasks"]["median"] if "hub_tasks" in eps else math.nan,
+        "hub_workers": options.hub_workers,
+        **_single_process_keys(eps),
         "latency_rate_eps": options.latency_rate,
         **_latency_keys("", fixed),
         "half_max_rate_eps": half[0]["offered_rate"] if half else math.nan,
@@ -46,6 +48,8 @@ def summarize(runs: dict, *, options: Options, machine: dict, versions: dict, lo
     }
     if soak:
         summary["rss_growth_ratio"] = soak["rss_growth_ratio"]
+        if "worker_rss_growth_ratio" in soak:
+            summary["worker_rss_growth_ratio"] = soak["worker_rss_growth_ratio"]
     summary["spread"] = {
         "eps": eps,
         **{f"{prefix}{effect}_{q}": spread([r[effect][f"{q}_ms"] for r in rs])
@@ -67,6 +71,15 @@ def summarize(runs: dict, *, options: Options, machine: dict, versions: dict, lo
                 "(transaction start), to its commit, and to the alert's arrival on its queue; medians of the repeats"),
     )
     return summary
+
+
+def _single_process_keys(eps: dict) -> dict:
+    """The hub as one process (floor and naive are one process each): drained only with --hub-workers > 1."""
+    if "hub_1" not in eps:
+        return {}
+    single = eps["hub_1"]["median"]
+    return {"hub_single_eps": single, "hub_single_over_floor": _ratio(single, eps["floor"]["median"]),
+            "hub_single_over_naive": _ratio(single, eps["naive"]["median"])}
 
 
 def _latency_keys(prefix: str, runs: list[dict]) -> dict:
@@ -118,10 +131,13 @@ def throughput_table(summary: dict) -> Table:
     for column in ("pipeline", "events/s", "hub / this", "start to 1st row s", "CPU % pipeline/broker/pg/box",
                    "peak RSS MB", "1-min load per run"):
         table.add_column(column, justify="left" if column in ("pipeline", "1-min load per run") else "right")
-    names = {"hub_tasks": "hub, task events"}
-    for pipeline in [p for p in ("floor", "naive", "hub", "hub_tasks") if p in runs]:
+    workers = summary.get("hub_workers", 1)
+    names = {"hub": f"hub, --workers {workers}" if workers > 1 else "hub", "hub_1": "hub, one process",
+             "hub_tasks": "hub, task events"}
+    for pipeline in [p for p in ("floor", "naive", "hub", "hub_1", "hub_tasks") if p in runs]:
         rs = runs[pipeline]
-        ratio = {"floor": summary["hub_over_floor"], "naive": summary["hub_over_naive"], "hub": 1.0}.get(pipeline)
+        ratio = {"floor": summary["hub_over_floor"], "naive": summary["hub_over_naive"], "hub": 1.0,
+                 "hub_1": _ratio(summary["hub_eps"], summary.get("hub_single_eps", math.nan))}.get(pipeline)
         cpu = "/".join(f"{_median_of(rs, lambda r, k=k: r['cpu_pct'].get(k, math.nan)):.0f}"
                        for k in ("pipeline", "broker", "postgres", "box_busy"))
         table.add_row(names.get(pipeline, pipeline), _span(summary["spread"]["eps"][pipeline]),
@@ -164,13 +180,19 @@ def _median_of(runs: list[dict], get) -> float:
 
 def print_report(console: Console, summary: dict) -> None:
     console.print(throughput_table(summary))
+    if "hub_single_eps" in summary:
+        console.print(f"the hub as one process: {summary['hub_single_over_floor']:.3g} x floor, "
+                      f"{summary['hub_single_over_naive']:.3g} x naive")
     console.print(latency_table(summary))
     memory = f"hub peak RSS {summary['rss_mb_peak']:.0f} MB"
     soak = summary["runs"]["soak"]
     if soak:
         memory += (f"; soak {soak['minutes']:g} min at {soak['offered_rate']:,.0f}/s: minute 1 "
                    f"{soak['rss_minute1_mb']:.0f} MB, last minute {soak['rss_last_minute_mb']:.0f} MB, "
-                   f"ratio {soak['rss_growth_ratio']:.3f}; processed {soak['processed_eps']:,.0f}/s"
+                   f"ratio {soak['rss_growth_ratio']:.3f}"
+                   + (f" (the worker that grew most: {soak['worker_rss_growth_ratio']:.3f})"
+                      if "worker_rss_growth_ratio" in soak else "")
+                   + f"; processed {soak['processed_eps']:,.0f}/s"
                    + ("" if soak["kept_up"] else " [red](fell behind: growth may be backlog, not a leak)[/]"))
     console.print(memory)
     m, v = summary["machine"], summary["versions"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ from bench.workload import Message, register
 from hub.config import Settings
 from hub.customers import import_customers
 from hub.databases import scratch_database
-from hub.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
+from hub.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
 from hub.kafka import ensure_topics
 from hub.migrate import apply_migrations
 from hub.processes import orphan_guard
@@ -181,6 +182,24 @@ class Child:
         return self.proc.wait()
 
 
+def free_port_range(count: int, attempts: int = 50) -> int:
+    """A port that is free on 127.0.0.1 together with the next count - 1 (one per hub worker)."""
+    for _ in range(attempts):
+        first = free_port()
+        if first + count <= 65536 and all(_bindable(first + i) for i in range(1, count)):
+            return first
+    raise RuntimeError(f"found no {count} consecutive free ports on 127.0.0.1")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
@@ -193,6 +212,7 @@ class RunContext:
     work_dir: Path
     seed: int
     say: Callable[[str], None]  # progress lines for the operator
+    hub_workers: int = 1  # `hub run --workers`
 
     def phase_dir(self, phase: str) -> Path:
         path = self.work_dir / phase

@@ -25,6 +25,7 @@ from bench.workload import drain_workload, task_workload
 # The hub also drains the latency runs' traffic (every event a task and an alert): its maximum for
 # that traffic tells how close to saturation the fixed-rate and half-maximum runs are.
 HUB_TASKS = "hub_tasks"
+HUB_SINGLE = "hub_1"  # the hub as one process, beside `hub run --workers N`
 TASK_DRAIN_EVENTS = 20_000
 
 # Simulated time of the workload's first event: fixed, so a seed always gives the same event ids.
@@ -41,7 +42,7 @@ async def run_benchmark(options: Options, say: Callable[[str], None]) -> dict:
     failed = True
     try:
         async with run_postgres(work_dir) as pg:
-            ctx = RunContext(pg, work_dir, options.seed, say)
+            ctx = RunContext(pg, work_dir, options.seed, say, options.hub_workers)
             found_versions = await versions(pg.admin_dsn)
             runs = await _measure(ctx, options, workload, tasks)
         failed = False
@@ -58,11 +59,14 @@ async def run_benchmark(options: Options, say: Callable[[str], None]) -> dict:
 
 
 async def _measure(ctx: RunContext, options: Options, workload: list, tasks: list) -> dict:
-    drains: dict[str, list[dict]] = {p: [] for p in (*PIPELINES, HUB_TASKS)}
+    single = (HUB_SINGLE,) if options.hub_workers > 1 else ()
+    drains: dict[str, list[dict]] = {p: [] for p in (*PIPELINES, *single, HUB_TASKS)}
     for repeat in range(options.repeat):
         for pipeline in PIPELINES:
             events = workload[:options.naive_events] if pipeline == "naive" else workload
             drains[pipeline].append(await measure_drain(ctx, pipeline, events, repeat))
+        if single:
+            drains[HUB_SINGLE].append(await measure_drain(ctx, "hub", workload, repeat, label=HUB_SINGLE, workers=1))
         drains[HUB_TASKS].append(await measure_drain(ctx, "hub", tasks, repeat, label=HUB_TASKS))
     # Half of the hub's maximum for the traffic the latency runs offer (every event a task and an
     # alert), which is well below its maximum for the mixed workload.
