@@ -115,7 +115,13 @@ def _attach_to_summary(path: Path, result: dict) -> None:
     if not path.exists():
         return
     key = "profile" if result["workload"] == "mixed" else f"profile_{result['workload']}"
-    summary = json.loads(path.read_text())
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        summary = None
+    if not isinstance(summary, dict):  # e.g. --summary /dev/null: the profile files are written all the same
+        console.print(f"[yellow]{path} is no benchmark summary: the top list was not added to it[/]")
+        return
     summary[key] = result
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     console.print(f"top list added to {path} under {key!r}")
