@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, description="Health and /metrics endpoint; 0 turns it off")
+
+    @model_validator(mode="after")
+    def _worker_ports_fit(self) -> "Settings":
+        # Worker i of `hub run --workers N` serves on HUB_HTTP_PORT + i.
+        if self.http_port and self.http_port + self.workers - 1 > 65535:
+            raise ValueError(f"HUB_HTTP_PORT {self.http_port} + HUB_WORKERS {self.workers} - 1 is above 65535: "
+                             "lower one of them (or set HUB_HTTP_PORT=0)")
+        return self
 
     def as_environment(self) -> dict[str, str]:
         """The HUB_* variables that give a `hub` subprocess exactly these settings (secrets in clear:

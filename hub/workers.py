@@ -50,7 +50,11 @@ class Supervisor:
         """Start the workers, wait for a stop signal or a worker's death; returns the exit code."""
         previous = {sig: signal.signal(sig, self._request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
-            self._start()
+            try:
+                self._start()
+            except BaseException:
+                self._stop(None)  # those already started must not outlive a failed start
+                raise
             failed = self._watch()
             return self._stop(failed)
         finally:
@@ -62,7 +66,13 @@ class Supervisor:
 
     def _start(self) -> None:
         count = self.settings.workers
+        if count > self.settings.topic_partitions:
+            log.warning("%d workers but HUB_TOPIC_PARTITIONS is %d: if the topics have that many partitions, "
+                        "range assignment leaves the extra workers without any (idle, never ready)",
+                        count, self.settings.topic_partitions)
         for index in range(count):
+            if self._stop_requested is not None:
+                break
             # Their own session: Ctrl-C reaches the supervisor only, which stops the workers in order.
             self.workers.append(subprocess.Popen(
                 [sys.executable, "-m", "hub", "run"], env=worker_environment(self.settings, index, self.base_env),
@@ -96,4 +106,6 @@ class Supervisor:
                 worker.wait()
         if failed is not None:
             return failed.returncode if failed.returncode and failed.returncode > 0 else 1
-        return 0 if all(w.returncode == 0 for w in self.workers) else 1
+        # A worker still importing when SIGTERM came has no handler yet and dies of the signal itself:
+        # before its first batch, so that is a clean stop too.
+        return 0 if all(w.returncode in (0, -signal.SIGTERM) for w in self.workers) else 1

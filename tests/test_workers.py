@@ -10,7 +10,9 @@ import time
 
 import psutil
 import pytest
+from typer.testing import CliRunner
 
+from hub.cli import app
 from hub.config import Settings
 from hub.workers import worker_environment
 from tests.support import fetchval, hub_env, migrated, publish, shipment_event, wait_for_count, wait_until
@@ -25,6 +27,21 @@ def test_each_worker_gets_its_own_port_and_client_id_and_runs_alone():
     assert [e["HUB_CLIENT_ID"] for e in envs] == ["hub-0", "hub-1", "hub-2"]
     assert {e["HUB_WORKERS"] for e in envs} == {"1"}, "a worker must not start workers of its own"
     assert all(e["PATH"] == "/bin" and "HUB_STALE" not in e and e["HUB_KAFKA_BOOTSTRAP"] == "k:9092" for e in envs)
+
+
+def test_worker_ports_must_fit_below_65536():
+    with pytest.raises(ValueError, match="HUB_HTTP_PORT 65535 \\+ HUB_WORKERS 2"):
+        Settings(_env_file=None, workers=2, http_port=65535)
+    assert Settings(_env_file=None, workers=2, http_port=0).workers == 2
+
+
+def test_invalid_settings_name_the_variable_instead_of_a_traceback():
+    result = CliRunner().invoke(app, ["run", "--workers", "2"], env={"HUB_HTTP_PORT": "65535"})
+    assert result.exit_code == 1
+    assert "invalid settings: HUB_HTTP_PORT 65535 + HUB_WORKERS 2 - 1 is above 65535" in result.output
+    assert "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["run"], env={"HUB_BATCH_MAX_RECORDS": "0"})
+    assert result.exit_code == 1 and "HUB_BATCH_MAX_RECORDS: Input should be greater than or equal to 1" in result.output
 
 
 def test_metrics_stay_off_for_every_worker_when_turned_off():
@@ -83,8 +100,11 @@ async def test_two_workers_share_the_partitions_and_store_each_event_once(hub_se
         assert _batch_pids(log_path) == {w.pid for w in workers}
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, log_path.read_text()[-3000:]
-        gone, alive = psutil.wait_procs(workers, timeout=5)
-        assert not alive, "a worker outlived its supervisor"
+        # Already gone, not merely dying: the supervisor waited for each (PDEATHSIG alone would leave
+        # them finishing their batch after it exited).
+        assert not [w for w in workers if _alive(w)], "the supervisor exited before its workers"
+        assert all(f"{w.pid} INFO    hub: hub stopped" in log_path.read_text() for w in workers), \
+            "every worker should have stopped gracefully"
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -100,12 +120,20 @@ async def test_a_dead_worker_stops_the_others_and_fails_the_service(hub_settings
         await wait_until(lambda: _started(log_path, 2), timeout=90, what="both workers to start")
         workers[0].send_signal(signal.SIGKILL)
         assert proc.wait(60) != 0, "the supervisor must fail so the service manager restarts the hub"
-        gone, alive = psutil.wait_procs(workers, timeout=5)
-        assert not alive, "the surviving worker was left running"
-        assert f"worker pid {workers[0].pid} exited" in log_path.read_text()
+        assert not [w for w in workers if _alive(w)], "the surviving worker was left running"
+        text = log_path.read_text()
+        assert f"worker pid {workers[0].pid} exited" in text
+        assert f"{workers[1].pid} INFO    hub: hub stopped" in text, "the survivor should have stopped gracefully"
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 async def _started(log_path, workers: int) -> bool:

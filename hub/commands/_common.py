@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from typing import Any, NoReturn
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from hub.config import Settings
@@ -24,8 +25,18 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def settings() -> Settings:
-    return Settings()
+def settings(**overrides: Any) -> Settings:
+    """The HUB_* settings (plus `overrides` from command-line options), or a clear error naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        fail("invalid settings: " + "; ".join(_problem(e) for e in exc.errors(include_url=False, include_input=False)))
+
+
+def _problem(error: dict) -> str:
+    name = "_".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    return f"HUB_{name.upper()}: {message}" if name else message
 
 
 def database_url(s: Settings, *, for_migrations: bool = False) -> str:

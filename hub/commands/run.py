@@ -67,9 +67,7 @@ def register(app: typer.Typer) -> None:
         Postgres (data in HUB_DATA_DIR, default ./.hub) and stops them on exit. With --workers N,
         a supervisor runs N hub processes that share the partitions (one core each).
         """
-        s = settings()
-        if workers is not None:
-            s = s.model_copy(update={"workers": workers})
+        s = settings(**({"workers": workers} if workers is not None else {}))
         configure_logging(s.log_level, s.log_format)
         try:
             load_rules(s.rules_file)
