@@ -48,7 +48,7 @@ def main(
     soak_rate: float = typer.Option(None, "--soak-rate",
                                     help="Events/s offered during the soak [default: --latency-rate]"),
     hub_workers: int = typer.Option(None, "--hub-workers",
-                                    help="`hub run --workers` for the hub's runs [default: the number of cores]"),
+                                    help="`hub run --workers` for the hub's runs [default: the number of cores, at most 6]"),
     seed: int = typer.Option(Options.seed, "--seed", help="Workload seed: the same seed, the same events"),
     out: Path = typer.Option(DEFAULT_OUT, "--out", dir_okay=False, help="Where the JSON summary goes"),
     keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, every process's log)"),

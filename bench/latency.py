@@ -51,6 +51,7 @@ JOIN_TIMEOUT_S = 120.0
 SETTLE_TIMEOUT_S = 60.0  # after the producer is done, how long the hub gets to catch up
 SOAK_SAMPLE_S = 10.0
 POLL_S = 0.2
+READY_PROBE_TIMEOUT_S = 2.0
 
 COUNT_INBOX = "SELECT count(*) FROM inbox"
 COUNT_TASK_EVENTS = "SELECT count(DISTINCT source_event_id) FROM coordination_tasks"
@@ -147,6 +148,13 @@ async def _wait_until_all_ready(settings: Settings, hub: Child) -> None:
 
 
 async def _ready(host: str, port: int) -> bool:
+    try:
+        return await asyncio.wait_for(_get_ready(host, port), READY_PROBE_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return False  # a worker whose loop is stuck is not ready; the caller's deadline still holds
+
+
+async def _get_ready(host: str, port: int) -> bool:
     try:
         reader, writer = await asyncio.open_connection(host, port)
     except OSError:

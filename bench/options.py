@@ -7,6 +7,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+TOPIC_PARTITIONS = 6  # per inbound topic, in every phase
+
+
+def default_hub_workers() -> int:
+    """One per core this process may use, but no more than the partitions of a topic: with range
+    assignment a worker beyond them gets none."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, TOPIC_PARTITIONS))
 DEFAULT_OUT = RESULTS_DIR / "latest.json"
 
 
@@ -29,7 +37,7 @@ class Options:
     soak_rate: float | None = None
     # `hub run --workers`: one process per core, as an operator would run the hub on this box. The
     # hub is also drained as one process (`hub_1`), since floor and naive are single processes.
-    hub_workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    hub_workers: int = field(default_factory=default_hub_workers)
     seed: int = 7
     out: Path = DEFAULT_OUT
     keep_work_dir: bool = False
@@ -43,8 +51,8 @@ class Options:
             raise ValueError("--naive-events takes a prefix of the workload: make it at most --events")
         if self.repeat < 1 or self.latency_rate <= 0 or self.latency_seconds <= 0 or self.soak_minutes < 0:
             raise ValueError("--repeat, --latency-rate and --latency-seconds must be positive, --soak-minutes >= 0")
-        if not 1 <= self.hub_workers <= 64:
-            raise ValueError("--hub-workers must be between 1 and 64")
+        if not 1 <= self.hub_workers <= TOPIC_PARTITIONS:
+            raise ValueError(f"--hub-workers must be between 1 and {TOPIC_PARTITIONS} (the partitions of a topic)")
         if self.soak_rate is not None and self.soak_rate <= 0:
             raise ValueError("--soak-rate must be positive")
         if 0 < self.soak_minutes < 2:

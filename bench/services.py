@@ -24,6 +24,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from bench.options import TOPIC_PARTITIONS
 from bench.workload import Message, register
 from hub.config import Settings
 from hub.customers import import_customers
@@ -74,7 +75,7 @@ def fresh_database(admin_dsn: str, phase: str):
 def hub_settings(bootstrap: str, dsn: str, **overrides) -> Settings:
     """The hub as shipped, pointed at this phase's broker and database; no .env file is read."""
     values = {"kafka_bootstrap": bootstrap, "database_url": SecretStr(dsn), "kafka_idempotence": False,
-              "http_port": 0, "log_level": "WARNING", "topic_partitions": 6,
+              "http_port": 0, "log_level": "WARNING", "topic_partitions": TOPIC_PARTITIONS,
               "consumer_group": f"bench-hub-{uuid.uuid4().hex[:6]}"}
     return Settings(_env_file=None, **{**values, **overrides})
 
