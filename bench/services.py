@@ -82,8 +82,7 @@ def hub_settings(bootstrap: str, dsn: str, **overrides) -> Settings:
 
 def hub_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a `hub` subprocess use exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    return {**env, **settings.as_environment()}
+    return settings.child_environment()
 
 
 def python_env() -> dict[str, str]:

@@ -5,6 +5,8 @@ One class, one place: the README's configuration table mirrors this file.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -90,6 +92,12 @@ class Settings(BaseSettings):
                 value = value.get_secret_value()
             env[f"HUB_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
         return env
+
+    def child_environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """`base` (default: this process's environment) without its HUB_* variables, plus
+        as_environment(): a `hub` subprocess started with it uses exactly these settings."""
+        inherited = os.environ if base is None else base
+        return {**{k: v for k, v in inherited.items() if not k.startswith("HUB_")}, **self.as_environment()}
 
     @property
     def embedded(self) -> bool:

@@ -31,8 +31,7 @@ KILL_AFTER_S = 10.0  # beyond each worker's own graceful timeout
 
 def worker_environment(settings: Settings, index: int, base: dict[str, str]) -> dict[str, str]:
     """Worker `index` (0-based) gets the supervisor's settings, its own client id and its own port."""
-    env = {k: v for k, v in base.items() if not k.startswith("HUB_")}
-    env.update(settings.as_environment())
+    env = settings.child_environment(base)
     env["HUB_WORKERS"] = "1"
     env["HUB_CLIENT_ID"] = f"{settings.client_id}-{index}"
     env["HUB_HTTP_PORT"] = str(settings.http_port + index if settings.http_port else 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -72,8 +71,7 @@ def scratch_database(admin_dsn: str):
 
 def hub_env(settings: Settings) -> dict[str, str]:
     """The environment that makes a `hub` subprocess use exactly these settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    return {**env, **settings.as_environment()}
+    return settings.child_environment()
 
 
 def start_hub_process(settings: Settings, log_path, *args: str) -> subprocess.Popen:
