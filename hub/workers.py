@@ -43,7 +43,7 @@ class Supervisor:
     settings: Settings
     base_env: dict[str, str]
     workers: list[subprocess.Popen] = field(default_factory=list)
-    _stop_requested: int | None = None  # the signal that asked us to stop
+    _stop_requested: bool = False  # by SIGTERM or SIGINT
 
     def run(self) -> int:
         """Start the workers, wait for a stop signal or a worker's death; returns the exit code."""
@@ -60,8 +60,8 @@ class Supervisor:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _request_stop(self, signum: int, _frame) -> None:
-        self._stop_requested = signum
+    def _request_stop(self, _signum: int, _frame) -> None:
+        self._stop_requested = True
 
     def _start(self) -> None:
         count = self.settings.workers
@@ -70,7 +70,7 @@ class Supervisor:
                         "range assignment leaves the extra workers without any (idle, never ready)",
                         count, self.settings.topic_partitions)
         for index in range(count):
-            if self._stop_requested is not None:
+            if self._stop_requested:
                 break
             # Their own session: Ctrl-C reaches the supervisor only, which stops the workers in order.
             self.workers.append(subprocess.Popen(
@@ -82,7 +82,7 @@ class Supervisor:
 
     def _watch(self) -> subprocess.Popen | None:
         """Until a stop is requested (None) or a worker exits on its own (that worker)."""
-        while self._stop_requested is None:
+        while not self._stop_requested:
             for worker in self.workers:
                 if worker.poll() is not None:
                     return worker
