@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -35,6 +33,7 @@ from hub.config import Settings
 from hub.embedded import free_port, start_postgres
 from hub.kafka import aiokafka_kwargs, ensure_topics, faststream_security, producer_kwargs, ssl_context
 from hub.migrate import apply_migrations, pending_migrations
+from hub.processes import orphan_guard
 from hub.runtime import build_broker
 
 PASSWORD = "s3cret-Kafka-pw!"
@@ -163,12 +162,6 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-def _die_with_parent() -> None:
-    # PR_SET_PDEATHSIG: the broker dies with this test process even if pytest is killed.
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)
-
-
 @contextlib.contextmanager
 def tansu_advertising(listen_port: int, advertised_port: int, log_file: Path):
     """A Tansu (memory storage) listening on one port and telling clients to use another."""
@@ -179,7 +172,7 @@ def tansu_advertising(listen_port: int, advertised_port: int, log_file: Path):
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "NO_COLOR": "1"},
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=orphan_guard(signal.SIGKILL))  # dies with pytest, even if it is killed
     try:
         _wait_for_port(listen_port, proc)
         yield proc
