@@ -40,10 +40,16 @@ def _raw(message: Any) -> Any:
     return None
 
 
+Spans = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (first, last offset) of a batch
+
+
 @dataclass
 class _InFlight:
+    # Offsets only: a batch's raw records are let go once decoded, so a backlog in flight costs
+    # its decoded events and not their Kafka records as well (see README, "Memory").
     task: asyncio.Task
-    records: tuple
+    spans: Spans
+    count: int
     started: float
 
 
@@ -68,7 +74,7 @@ class InboundBatches:
         started = time.perf_counter()
         decoded = pipeline.decode([_record(r) for r in records])
         task = asyncio.create_task(pipeline.store(*decoded), name="store-batch")
-        self._in_flight.append(_InFlight(task, records, started))
+        self._in_flight.append(_InFlight(task, _spans(records), len(records), started))
         # Commit as soon as it is stored, even if no further batch arrives to wait on it.
         task.add_done_callback(lambda _: self._background.add(asyncio.create_task(self._settle_done(consumer))))
         await self.settle(consumer, keep=0 if self.stopping else self._depth - 1)
@@ -92,12 +98,12 @@ class InboundBatches:
                     return
                 except Exception:  # noqa: BLE001 - never skip a batch: rewind and read it again
                     log.exception("batch of %d records failed unexpectedly; rewinding to retry it",
-                                  len(batch.records))
+                                  batch.count)
                     self._abandon(consumer, "rewound after an unexpected error")
                     await asyncio.sleep(1.0)
                     return
                 self._in_flight.popleft()
-                await _commit(consumer, batch.records)
+                await _commit(consumer, batch.spans)
                 self._report(batch, outcome)
 
     def _abandon(self, consumer: Any, why: str) -> None:
@@ -107,18 +113,17 @@ class InboundBatches:
         self._in_flight.clear()
         for batch in abandoned:
             batch.task.cancel()
-        records = tuple(r for batch in abandoned for r in batch.records)
         if not self.stopping:
-            _rewind(consumer, records)
-        log.warning("%s; %d records left uncommitted, to be read again", why, len(records))
+            _rewind(consumer, [batch.spans for batch in abandoned])
+        log.warning("%s; %d records left uncommitted, to be read again", why, sum(b.count for b in abandoned))
 
     def _report(self, batch: _InFlight, outcome: BatchOutcome) -> None:
         elapsed = time.perf_counter() - batch.started
-        if log.isEnabledFor(logging.INFO):  # the extra fields walk every record: only when logged
+        if log.isEnabledFor(logging.INFO):  # the extra fields are built only when logged
             log.info("batch: %d records, %d processed, %d duplicates, %d dead-lettered, %d alerts, %d tasks, "
-                     "%d notifications in %.0f ms", len(batch.records), outcome.processed, outcome.duplicates,
+                     "%d notifications in %.0f ms", batch.count, outcome.processed, outcome.duplicates,
                      sum(outcome.dead_lettered.values()), sum(outcome.alerts.values()), outcome.tasks,
-                     outcome.notifications, elapsed * 1000, extra={"batch": _batch_fields(batch.records)})
+                     outcome.notifications, elapsed * 1000, extra={"batch": _batch_fields(batch)})
         if self._on_batch is not None:
             self._on_batch(outcome, elapsed)
 
@@ -154,13 +159,18 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundB
     return subscriber
 
 
-def _batch_fields(records: tuple) -> dict[str, Any]:
-    """Where the batch came from, for JSON logs: first and last offset per topic-partition."""
-    spans: dict[str, list[int]] = {}
+def _spans(records: tuple) -> Spans:
+    spans: Spans = {}
     for r in records:
-        span = spans.setdefault(f"{r.topic}/{r.partition}", [r.offset, r.offset])
-        span[0], span[1] = min(span[0], r.offset), max(span[1], r.offset)
-    return {"records": len(records), "offsets": spans}
+        key = (r.topic, r.partition)
+        first, last = spans.get(key, (r.offset, r.offset))
+        spans[key] = (min(first, r.offset), max(last, r.offset))
+    return spans
+
+
+def _batch_fields(batch: _InFlight) -> dict[str, Any]:
+    """Where the batch came from, for JSON logs: first and last offset per topic-partition."""
+    return {"records": batch.count, "offsets": {f"{t}/{p}": list(span) for (t, p), span in batch.spans.items()}}
 
 
 def _record(raw: Any) -> Record:
@@ -168,18 +178,9 @@ def _record(raw: Any) -> Record:
     return Record(raw.topic, raw.partition, raw.offset, raw.key, raw.value, headers)
 
 
-def _next_offsets(records: tuple) -> dict[TopicPartition, int]:
-    last: dict[tuple[str, int], int] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        if r.offset >= last.get(key, -1):
-            last[key] = r.offset
-    return {TopicPartition(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
-
-
-async def _commit(consumer: Any, records: tuple) -> None:
+async def _commit(consumer: Any, spans: Spans) -> None:
     try:
-        await consumer.commit(_next_offsets(records))
+        await consumer.commit({TopicPartition(t, p): last + 1 for (t, p), (_first, last) in spans.items()})
     except (CommitFailedError, IllegalStateError, KafkaError) as exc:
         # The group rebalanced under us: the new owner re-reads these records and the inbox
         # turns them into duplicates, so nothing is lost or doubled.
@@ -187,11 +188,12 @@ async def _commit(consumer: Any, records: tuple) -> None:
                     type(exc).__name__)
 
 
-def _rewind(consumer: Any, records: tuple) -> None:
+def _rewind(consumer: Any, batches: list[Spans]) -> None:
     first: dict[TopicPartition, int] = {}
-    for r in records:
-        tp = TopicPartition(r.topic, r.partition)
-        first[tp] = min(first.get(tp, r.offset), r.offset)
+    for spans in batches:
+        for (topic, partition), (offset, _last) in spans.items():
+            tp = TopicPartition(topic, partition)
+            first[tp] = min(first.get(tp, offset), offset)
     for tp, offset in first.items():
         try:
             consumer.seek(tp, offset)

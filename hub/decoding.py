@@ -39,8 +39,13 @@ class Record(NamedTuple):
 class Accepted(NamedTuple):
     record: Record
     event: InboundEvent
-    payload_text: str
     raw_hash: bytes  # sha256 of the bytes as received: the cheap first test for a redelivery
+
+    @property
+    def payload_text(self) -> str:
+        """The value as received, as text (checked to be UTF-8 when decoded). Made when written,
+        not kept: a batch in flight would otherwise hold every payload twice."""
+        return self.record.value.decode("utf-8")
 
     @property
     def payload_hash(self) -> bytes:
@@ -62,11 +67,12 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
     if len(value) > max_bytes:
         return Rejected(record, DeadLetterReason.OVERSIZED, "OversizedMessage",
                         f"value is {len(value):,} bytes; the limit is {max_bytes:,} (HUB_MAX_MESSAGE_BYTES)")
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejected(record, DeadLetterReason.UNDECODABLE, "UnicodeDecodeError",
-                        f"value is not UTF-8: invalid byte at position {exc.start}")
+    if not value.isascii():  # ASCII is UTF-8: only other bytes need the full check
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return Rejected(record, DeadLetterReason.UNDECODABLE, "UnicodeDecodeError",
+                            f"value is not UTF-8: invalid byte at position {exc.start}")
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -84,7 +90,7 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
         event = model.model_validate(document, context=context)
     except ValidationError as exc:
         return Rejected(record, DeadLetterReason.VALIDATION_ERROR, "ValidationError", describe_validation_error(exc))
-    return Accepted(record, event, text, hashlib.sha256(value).digest())
+    return Accepted(record, event, hashlib.sha256(value).digest())
 
 
 def _depth(value: Any) -> int:
