@@ -111,12 +111,14 @@ class AlertListener:
 
 
 @asynccontextmanager
-async def running_hub(ctx: RunContext, phase: str):
-    """A fresh broker and database, the hub as a subprocess, joined and warm; yields (settings, dsn, hub, broker)."""
+async def running_hub(ctx: RunContext, phase: str, metrics: bool = False):
+    """A fresh broker and database, the hub as a subprocess, joined and warm; yields (settings, dsn, hub, broker).
+
+    With `metrics`, each worker serves /metrics (settings.http_port + i)."""
     with fresh_broker(ctx.work_dir, phase) as broker:
         async with fresh_database(ctx.pg.admin_dsn, phase) as dsn:
             # Several workers: their health endpoints tell when each holds partitions.
-            port = free_port_range(ctx.hub_workers) if ctx.hub_workers > 1 else 0
+            port = free_port_range(ctx.hub_workers) if ctx.hub_workers > 1 or metrics else 0
             settings = hub_settings(broker.bootstrap, dsn, workers=ctx.hub_workers, http_port=port)
             await create_topics(settings)
             await prepare_hub_database(dsn, ctx.seed)
@@ -155,19 +157,8 @@ async def _ready(host: str, port: int) -> bool:
 
 
 async def _get_ready(host: str, port: int) -> bool:
-    try:
-        reader, writer = await asyncio.open_connection(host, port)
-    except OSError:
-        return False
-    try:
-        writer.write(f"GET /health/ready HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        await writer.drain()
-        status = await reader.readline()
-        return status.split()[1:2] == [b"200"]
-    except OSError:
-        return False
-    finally:
-        writer.close()
+    status, _body = await _http_get(host, port, "/health/ready")
+    return status == 200
 
 
 async def _warm_up(settings: Settings, dsn: str, hub: Child, seed: int) -> None:
@@ -292,15 +283,17 @@ async def measure_soak(ctx: RunContext, rate: float, minutes: float) -> dict:
     """Steady offered load; the hub's RSS every SOAK_SAMPLE_S seconds: does it grow?"""
     seconds = minutes * 60
     ctx.say(f"soak: {rate:,.0f} events/s for {minutes:g} min, RSS every {SOAK_SAMPLE_S:g}s (load {load_average()})")
-    async with running_hub(ctx, "soak") as (settings, dsn, hub, _broker):
+    async with running_hub(ctx, "soak", metrics=True) as (settings, dsn, hub, _broker):
         producer = _paced(ctx, settings, rate, seconds, "soak", None)
-        samples = await _sample_rss(hub, producer, dsn, seconds)
+        samples = await _sample_rss(settings, hub, producer, dsn, seconds)
         await producer.stop(grace_s=5)
         summary = _producer_summary(producer)
     return soak_summary(samples, rate, minutes, summary)
 
 
-async def _sample_rss(hub: Child, producer: Child, dsn: str, seconds: float) -> list[dict]:
+async def _sample_rss(settings: Settings, hub: Child, producer: Child, dsn: str, seconds: float) -> list[dict]:
+    """RSS, events processed, and the batches so far (records, count): what a worker holds in flight
+    grows with its batch size, so RSS is read beside it."""
     samples = []
     began = time.monotonic()
     conn = await asyncpg.connect(dsn)
@@ -310,11 +303,58 @@ async def _sample_rss(hub: Child, producer: Child, dsn: str, seconds: float) -> 
             memory = tree_memory_kb(hub.pid)
             samples.append({"t_s": round(time.monotonic() - began, 1), "rss_mb": round(memory["VmRSS"] / 1024, 1),
                             "hwm_mb": round(memory["VmHWM"] / 1024, 1), "processed": await conn.fetchval(COUNT_INBOX),
-                            "workers_rss_mb": [round(kb / 1024, 1) for kb in workers_rss_kb(hub.pid)]})
+                            "workers_rss_mb": [round(kb / 1024, 1) for kb in workers_rss_kb(hub.pid)],
+                            **await _batches_so_far(settings)})
             await asyncio.sleep(SOAK_SAMPLE_S)
     finally:
         await conn.close()
     return samples
+
+
+async def _batches_so_far(settings: Settings) -> dict[str, float]:
+    """Records and batches the hub's workers have stored so far, from their hub_batch_size histograms
+    ({} if one of them does not answer)."""
+    totals = {"batch_records": 0.0, "batches": 0.0}
+    for i in range(settings.workers):
+        try:
+            _status, text = await asyncio.wait_for(_http_get(settings.http_host, settings.http_port + i, "/metrics"),
+                                                   READY_PROBE_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return {}  # a worker too busy to answer: this sample has no batch counts
+        for line in text.splitlines():
+            name, _, value = line.partition(" ")
+            if name == "hub_batch_size_sum":
+                totals["batch_records"] += float(value)
+            elif name == "hub_batch_size_count":
+                totals["batches"] += float(value)
+    return totals
+
+
+async def _http_get(host: str, port: int, path: str) -> tuple[int, str]:
+    """(status, body); (0, "") when nothing answers. Callers bound the wait."""
+    try:
+        reader, writer = await asyncio.open_connection(host, port)
+    except OSError:
+        return 0, ""
+    try:
+        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        await writer.drain()
+        head, _, body = (await reader.read()).partition(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0].split()[1:2]
+        return (int(status[0]) if status and status[0].isdigit() else 0), body.decode(errors="replace")
+    except OSError:
+        return 0, ""
+    finally:
+        writer.close()
+
+
+def _mean_batch(samples: list[dict], since_s: float, until_s: float) -> float | None:
+    """Mean records per batch stored between two sample times (None without batches)."""
+    inside = [s for s in samples if since_s <= s["t_s"] <= until_s and "batches" in s]
+    if len(inside) < 2 or inside[-1]["batches"] <= inside[0]["batches"]:
+        return None
+    return round((inside[-1]["batch_records"] - inside[0]["batch_records"])
+                 / (inside[-1]["batches"] - inside[0]["batches"]), 1)
 
 
 def soak_summary(samples: list[dict], rate: float, minutes: float, producer: dict) -> dict:
@@ -330,7 +370,10 @@ def soak_summary(samples: list[dict], rate: float, minutes: float, producer: dic
     last_minute = max(s["rss_mb"] for s in samples if s["t_s"] >= end - 60)
     growth = {"offered_rate": rate, "minutes": minutes, "producer": producer, "samples": samples,
               "rss_minute1_mb": first_minute, "rss_last_minute_mb": last_minute,
-              "rss_growth_ratio": round(last_minute / first_minute, 3)}
+              "rss_growth_ratio": round(last_minute / first_minute, 3),
+              # What a worker holds in flight grows with its batches: their size beside the RSS.
+              "batch_mean_minute1": _mean_batch(samples, 0, 60),
+              "batch_mean_last_minute": _mean_batch(samples, end - 60, end)}
     # With several workers the total includes an idle supervisor, which dilutes the ratio: the
     # worker that grew most is reported on its own.
     workers = len(samples[0].get("workers_rss_mb", []))

@@ -192,6 +192,8 @@ def print_report(console: Console, summary: dict) -> None:
                    f"ratio {soak['rss_growth_ratio']:.3f}"
                    + (f" (the worker that grew most: {soak['worker_rss_growth_ratio']:.3f})"
                       if "worker_rss_growth_ratio" in soak else "")
+                   + (f"; records per batch {soak['batch_mean_minute1']:,.0f} -> {soak['batch_mean_last_minute']:,.0f}"
+                      if soak.get("batch_mean_minute1") and soak.get("batch_mean_last_minute") else "")
                    + f"; processed {soak['processed_eps']:,.0f}/s"
                    + ("" if soak["kept_up"] else " [red](fell behind: growth may be backlog, not a leak)[/]"))
     console.print(memory)
