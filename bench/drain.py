@@ -31,7 +31,6 @@ from bench.services import (
     create_topics,
     fresh_broker,
     fresh_database,
-    hub_env,
     hub_settings,
     preload,
     prepare_hub_database,
@@ -168,7 +167,7 @@ async def _prepare(pipeline: str, dsn: str, seed: int) -> None:
 def _spawn(ctx: RunContext, pipeline: str, settings: Settings, dsn: str, phase: str) -> Child:
     log = ctx.phase_dir(phase) / f"{pipeline}.log"
     if pipeline == HUB:
-        return Child.spawn(HUB, python_module("hub", "run"), hub_env(settings), log, ctx.phase_dir(phase))
+        return Child.spawn(HUB, python_module("hub", "run"), settings.child_environment(), log, ctx.phase_dir(phase))
     config = PipelineConfig(bootstrap=settings.kafka_bootstrap, dsn=dsn, topics=topics_by_kind(settings),
                             attention_topic=settings.topic_alerts_exceptions, group_id=f"bench-{pipeline}",
                             batch_max_records=settings.batch_max_records)

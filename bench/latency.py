@@ -34,7 +34,6 @@ from bench.services import (
     free_port_range,
     fresh_broker,
     fresh_database,
-    hub_env,
     hub_settings,
     preload,
     prepare_hub_database,
@@ -122,7 +121,7 @@ async def running_hub(ctx: RunContext, phase: str, metrics: bool = False):
             settings = hub_settings(broker.bootstrap, dsn, workers=ctx.hub_workers, http_port=port)
             await create_topics(settings)
             await prepare_hub_database(dsn, ctx.seed)
-            hub = Child.spawn("hub", python_module("hub", "run"), hub_env(settings),
+            hub = Child.spawn("hub", python_module("hub", "run"), settings.child_environment(),
                               ctx.phase_dir(phase) / "hub.log", ctx.phase_dir(phase))
             try:
                 if port:

@@ -34,7 +34,6 @@ from bench.services import (
     create_topics,
     fresh_broker,
     fresh_database,
-    hub_env,
     hub_settings,
     hub_tree,
     preload,
@@ -94,7 +93,7 @@ async def _profiled_drain(admin_dsn: str, work_dir: Path, workload: list, seed: 
             await create_topics(settings)
             await prepare_hub_database(dsn, seed)
             await preload(settings, workload)
-            child = Child.spawn("profiled hub", command, hub_env(settings), work_dir / "hub.log", work_dir)
+            child = Child.spawn("profiled hub", command, settings.child_environment(), work_dir / "hub.log", work_dir)
             try:
                 drained_wall = await _wait_drained(child, dsn, len(workload))
             finally:

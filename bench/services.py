@@ -80,10 +80,6 @@ def hub_settings(bootstrap: str, dsn: str, **overrides) -> Settings:
     return Settings(_env_file=None, **{**values, **overrides})
 
 
-def hub_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a `hub` subprocess use exactly these settings."""
-    return settings.child_environment()
-
 
 def python_env() -> dict[str, str]:
     """Child processes import `bench` from the repository even when started elsewhere."""

@@ -69,14 +69,10 @@ def scratch_database(admin_dsn: str):
     return databases.scratch_database(admin_dsn, "hub_test")
 
 
-def hub_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a `hub` subprocess use exactly these settings."""
-    return settings.child_environment()
-
 
 def start_hub_process(settings: Settings, log_path, *args: str) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process by the caller's cleanup
-    return subprocess.Popen([sys.executable, "-m", "hub", "run", *args], env=hub_env(settings),
+    return subprocess.Popen([sys.executable, "-m", "hub", "run", *args], env=settings.child_environment(),
                             stdout=log, stderr=subprocess.STDOUT)
 
 

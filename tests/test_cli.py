@@ -15,19 +15,19 @@ from typer.testing import CliRunner
 from hub.cli import app
 from hub.rules import DEFAULT_RULES_FILE
 from tests.support import (
-    fetch, fetchval, hub_env, migrated, publish, read_topics, shipment_event, start_hub_process, wait_for_count,
+    fetch, fetchval, migrated, publish, read_topics, shipment_event, start_hub_process, wait_for_count,
 )
 
 runner = CliRunner()
 
 
 def invoke(settings, *args: str):
-    return runner.invoke(app, list(args), env=hub_env(settings))
+    return runner.invoke(app, list(args), env=settings.child_environment())
 
 
 def hub_subprocess(settings, *args: str) -> subprocess.CompletedProcess:
     """Commands that install signal handlers (run) need a process of their own."""
-    return subprocess.run([sys.executable, "-m", "hub", *args], env=hub_env(settings), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "hub", *args], env=settings.child_environment(), capture_output=True,
                           text=True, timeout=60)
 
 

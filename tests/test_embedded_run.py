@@ -11,7 +11,6 @@ import time
 
 import psutil
 
-from tests.support import hub_env
 
 
 def _servers(output: str, data_dir) -> list[psutil.Process]:
@@ -78,6 +77,6 @@ def test_sigterm_stops_hub_run_and_everything_it_started(tmp_path):
             proc.kill()
 
 
-def test_hub_env_helper_sets_only_hub_variables(hub_settings):
-    env = hub_env(hub_settings)
+def test_child_environment_sets_only_hub_variables(hub_settings):
+    env = hub_settings.child_environment()
     assert env["HUB_KAFKA_BOOTSTRAP"] == hub_settings.kafka_bootstrap

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from hub.cli import app
 from hub.config import Settings
 from hub.workers import worker_environment
-from tests.support import fetchval, hub_env, migrated, publish, shipment_event, wait_for_count, wait_until
+from tests.support import fetchval, migrated, publish, shipment_event, wait_for_count, wait_until
 
 BATCH_LINE = re.compile(r"^\S+ \S+ (\d+) INFO\s+hub\.consumer: batch: (\d+) records", re.MULTILINE)
 
@@ -50,7 +50,7 @@ def test_metrics_stay_off_for_every_worker_when_turned_off():
 
 
 def _start(settings: Settings, log_path) -> subprocess.Popen:
-    env = {**hub_env(settings), "HUB_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+    env = {**settings.child_environment(), "HUB_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen([sys.executable, "-m", "hub", "run", "--workers", "2"], env=env,
                             stdout=log, stderr=subprocess.STDOUT)

@@ -32,7 +32,6 @@ from hub.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_brok
 from hub.kafka import aiokafka_kwargs
 from hub.migrate import apply_migrations
 from hub.processes import orphan_guard
-from tests.support import hub_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -217,7 +216,7 @@ class HubProcess:
     started_at: float = 0.0
 
     def start(self) -> HubProcess:
-        env = {**hub_env(self.settings), "PYTHONUNBUFFERED": "1", **self.env_extra}
+        env = {**self.settings.child_environment(), "PYTHONUNBUFFERED": "1", **self.env_extra}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "hub", "run"], cwd=REPO_ROOT, env=env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,

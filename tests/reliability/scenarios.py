@@ -46,7 +46,6 @@ from tests.reliability.generator import (
 )
 from tests.reliability.harness import HubFleet, HubProcess, LagProbe, Services
 from tests.reliability.publisher import Publisher
-from tests.support import hub_env
 
 RECOVERY_WINDOW_S = 60.0  # everything published before the last fault ended must be committed this soon
 SETTLE_S = 120.0  # after publishing: time allowed to commit everything and empty the outbox
@@ -679,7 +678,8 @@ async def _run_roles_script(ctx: Context, db_admin: str) -> None:
 
 
 async def _hub_migrate(ctx: Context, owner_dsn: str, app_dsn: str) -> None:
-    env = {**hub_env(harness.scenario_settings("127.0.0.1:9", app_dsn)), "HUB_MIGRATE_DATABASE_URL": owner_dsn}
+    settings = harness.scenario_settings("127.0.0.1:9", app_dsn)
+    env = {**settings.child_environment(), "HUB_MIGRATE_DATABASE_URL": owner_dsn}
     rc, out = await _run([sys.executable, "-m", "hub", "migrate"], env=env)
     (ctx.folder / "hub-migrate.log").write_text(out)
     if rc != 0:
