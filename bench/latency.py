@@ -149,13 +149,7 @@ async def _wait_until_all_ready(settings: Settings, hub: Child) -> None:
 
 
 async def _ready(host: str, port: int) -> bool:
-    try:
-        return await asyncio.wait_for(_get_ready(host, port), READY_PROBE_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        return False  # a worker whose loop is stuck is not ready; the caller's deadline still holds
-
-
-async def _get_ready(host: str, port: int) -> bool:
+    # A worker whose loop is stuck does not answer in time: not ready; the caller's deadline still holds.
     status, _body = await _http_get(host, port, "/health/ready")
     return status == 200
 
@@ -312,14 +306,12 @@ async def _sample_rss(settings: Settings, hub: Child, producer: Child, dsn: str,
 
 async def _batches_so_far(settings: Settings) -> dict[str, float]:
     """Records and batches the hub's workers have stored so far, from their hub_batch_size histograms
-    ({} if one of them does not answer)."""
+    ({} if one of them does not answer: that sample then has no batch counts)."""
     totals = {"batch_records": 0.0, "batches": 0.0}
     for i in range(settings.workers):
-        try:
-            _status, text = await asyncio.wait_for(_http_get(settings.http_host, settings.http_port + i, "/metrics"),
-                                                   READY_PROBE_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            return {}  # a worker too busy to answer: this sample has no batch counts
+        status, text = await _http_get(settings.http_host, settings.http_port + i, "/metrics")
+        if status != 200:
+            return {}
         for line in text.splitlines():
             name, _, value = line.partition(" ")
             if name == "hub_batch_size_sum":
@@ -330,19 +322,21 @@ async def _batches_so_far(settings: Settings) -> dict[str, float]:
 
 
 async def _http_get(host: str, port: int, path: str) -> tuple[int, str]:
-    """(status, body); (0, "") when nothing answers. Callers bound the wait."""
+    """(status, body); (0, "") when nothing answers within READY_PROBE_TIMEOUT_S."""
     try:
-        reader, writer = await asyncio.open_connection(host, port)
-    except OSError:
+        return await asyncio.wait_for(_exchange(host, port, path), READY_PROBE_TIMEOUT_S)
+    except (OSError, asyncio.TimeoutError):
         return 0, ""
+
+
+async def _exchange(host: str, port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection(host, port)
     try:
         writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
         await writer.drain()
         head, _, body = (await reader.read()).partition(b"\r\n\r\n")
         status = head.split(b"\r\n", 1)[0].split()[1:2]
         return (int(status[0]) if status and status[0].isdigit() else 0), body.decode(errors="replace")
-    except OSError:
-        return 0, ""
     finally:
         writer.close()
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = RESULTS_DIR / "latest.json"
 TOPIC_PARTITIONS = 6  # per inbound topic, in every phase
 
 
@@ -15,7 +16,6 @@ def default_hub_workers() -> int:
     assignment a worker beyond them gets none."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cores, TOPIC_PARTITIONS))
-DEFAULT_OUT = RESULTS_DIR / "latest.json"
 
 
 @dataclass(frozen=True)
