@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,18 @@ MAX_FETCH_BYTES = 8 * 1024 * 1024  # above the 1 MiB limit, so oversized records
 def _raw(message: Any) -> Any:
     # The pipeline decodes each record itself; skip FastStream's JSON decoding of the batch.
     return None
+
+
+def _batch_parser(consumer: Callable[[], Any]) -> Callable[[tuple], Awaitable[KafkaMessage]]:
+    """Wrap a fetched batch as it is. FastStream's own batch parser decodes every header value as
+    UTF-8, so a single record with a binary header (tracing systems send them) would fail its whole
+    batch before the hub saw it. The hub reads each record's bytes itself (hub.decoding.Record)."""
+
+    async def parse_batch(records: tuple) -> KafkaMessage:
+        span = f"{records[0].topic}-{records[0].partition}-{records[0].offset}" if records else "empty"
+        return KafkaMessage(records, None, message_id=span, consumer=consumer())
+
+    return parse_batch
 
 
 Spans = dict[tuple[str, int], tuple[int, int]]  # (topic, partition) -> (first, last offset) of a batch
@@ -147,6 +159,7 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundB
         # instead of contending for its lock across processes. Round robin (the client's
         # default) stays listed so a group of older hubs can still be joined during an upgrade.
         partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+        parser=_batch_parser(lambda: subscriber.consumer),  # bound once the subscriber exists
         decoder=_raw,
         include_in_schema=False,
     )

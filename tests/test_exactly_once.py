@@ -7,7 +7,9 @@ from datetime import timedelta
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
+from hub.kafka import aiokafka_kwargs
 from schemas.outbound import DeadLetterHeaders
 from tests.support import (
     T0, call_log, carrier_update, fetch, fetchval, publish, publish_raw, read_topics, running_hub, shipment_event,
@@ -159,3 +161,29 @@ async def test_a_tombstone_is_dead_lettered_as_a_tombstone(hub_settings):
         await wait_for_count(dsn, "SELECT count(*) FROM outbox WHERE sent_at IS NULL", 0)
     dead = await read_topics(s, [s.topic_dead_letter], expected=1)
     assert len(dead) == 1 and dead[0].value is None and dead[0].key == b"S9"
+
+
+async def test_binary_header_values_neither_stop_the_batch_nor_get_lost(hub_settings):
+    """Kafka header values are bytes, not text: a record whose tracing header is not UTF-8 is
+    processed like any other, and a bad record's dead letter keeps that header byte for byte."""
+    s = hub_settings
+    binary = [("trace-bin", b"\xff\x00\xfe"), ("source", b"scanner-7")]
+    before, tagged, after = (shipment_event(f"S{n}", "created", 0) for n in (20, 21, 22))
+    bad = orjson.dumps({"event_id": "not-an-event"})
+    async with running_hub(s):
+        dsn = s.database_url.get_secret_value()
+        producer = AIOKafkaProducer(**aiokafka_kwargs(s))
+        await producer.start()
+        try:
+            for key, value, headers in [(b"S20", orjson.dumps(before), []), (b"S21", orjson.dumps(tagged), binary),
+                                        (b"S21", bad, binary), (b"S22", orjson.dumps(after), [])]:
+                await producer.send(s.topic_shipment_events, value, key=key, headers=headers)
+            await producer.flush()
+        finally:
+            await producer.stop()
+        await wait_for_count(dsn, "SELECT count(*) FROM inbox", 3)
+        await wait_for_count(dsn, "SELECT count(*) FROM dead_letters", 1)
+    assert await fetchval(dsn, "SELECT count(*) FROM shipments WHERE shipment_id IN ('S20', 'S21', 'S22')") == 3
+    dead = await read_topics(s, [s.topic_dead_letter], expected=1)
+    assert len(dead) == 1 and dead[0].value == bad
+    assert [h for h in dead[0].headers if h[0] in ("trace-bin", "source")] == binary
