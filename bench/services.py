@@ -80,7 +80,6 @@ def hub_settings(bootstrap: str, dsn: str, **overrides) -> Settings:
     return Settings(_env_file=None, **{**values, **overrides})
 
 
-
 def python_env() -> dict[str, str]:
     """Child processes import `bench` from the repository even when started elsewhere."""
     path = os.environ.get("PYTHONPATH")

@@ -43,11 +43,13 @@ def _raw(message: Any) -> Any:
 def _batch_parser(consumer: Callable[[], Any]) -> Callable[[tuple], Awaitable[KafkaMessage]]:
     """Wrap a fetched batch as it is. FastStream's own batch parser decodes every header value as
     UTF-8, so a single record with a binary header (tracing systems send them) would fail its whole
-    batch before the hub saw it. The hub reads each record's bytes itself (hub.decoding.Record)."""
+    batch before the hub saw it. The hub reads each record's bytes itself (hub.decoding.Record).
+    A plain KafkaMessage, not FastStream's ackable one: only InboundBatches commits offsets."""
 
-    async def parse_batch(records: tuple) -> KafkaMessage:
-        span = f"{records[0].topic}-{records[0].partition}-{records[0].offset}" if records else "empty"
-        return KafkaMessage(records, None, message_id=span, consumer=consumer())
+    async def parse_batch(records: tuple) -> KafkaMessage:  # FastStream passes only non-empty batches
+        first = records[0]
+        return KafkaMessage(records, None, message_id=f"{first.topic}-{first.partition}-{first.offset}",
+                            consumer=consumer())
 
     return parse_batch
 

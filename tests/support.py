@@ -69,7 +69,6 @@ def scratch_database(admin_dsn: str):
     return databases.scratch_database(admin_dsn, "hub_test")
 
 
-
 def start_hub_process(settings: Settings, log_path, *args: str) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process by the caller's cleanup
     return subprocess.Popen([sys.executable, "-m", "hub", "run", *args], env=settings.child_environment(),

@@ -12,7 +12,6 @@ import time
 import psutil
 
 
-
 def _servers(output: str, data_dir) -> list[psutil.Process]:
     """The embedded Postgres (by its data dir) and Tansu (by the address `hub run` printed)."""
     broker = re.search(r"\(Tansu\): (\S+)", output)
