@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -29,7 +30,7 @@ from bench.workload import Message, register
 from hub.config import Settings
 from hub.customers import import_customers
 from hub.databases import scratch_database
-from hub.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
+from hub.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
 from hub.kafka import ensure_topics
 from hub.migrate import apply_migrations
 from hub.processes import orphan_guard
@@ -178,12 +179,26 @@ class Child:
 
 
 def free_port_range(count: int, attempts: int = 50) -> int:
-    """A port that is free on 127.0.0.1 together with the next count - 1 (one per hub worker)."""
+    """A port that is free on 127.0.0.1 together with the next count - 1 (one per hub worker).
+
+    Picked below the kernel's ephemeral range: a port in it can be taken by any outgoing
+    connection (the hub's own, to Kafka or Postgres) between this check and the hub's bind,
+    which once failed a latency run with "address already in use".
+    """
+    low = _ephemeral_low()
+    start = max(1024, low - 12_000)
     for _ in range(attempts):
-        first = free_port()
-        if first + count <= 65536 and all(_bindable(first + i) for i in range(1, count)):
+        first = random.randrange(start, max(start + 1, low - count))
+        if all(_bindable(first + i) for i in range(count)):
             return first
-    raise RuntimeError(f"found no {count} consecutive free ports on 127.0.0.1")
+    raise RuntimeError(f"found no {count} consecutive free ports on 127.0.0.1 below {low}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _bindable(port: int) -> bool:
