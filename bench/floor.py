@@ -20,9 +20,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from bench.baseline import INSERT_EVENTS_BATCH, PipelineConfig
 from bench.workload import needs_attention
+from hub.config import Settings
 from hub.simulator import CALL, CARRIER, SHIPMENT
 
-FETCH_WAIT_MS = 100  # as the hub's subscriber (HUB_KAFKA_FETCH_MAX_WAIT_MS)
+FETCH_WAIT_MS = Settings.model_fields["kafka_fetch_max_wait_ms"].default  # as the hub's subscriber
 
 
 class ShipmentRow(msgspec.Struct):

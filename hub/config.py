@@ -56,8 +56,8 @@ class Settings(BaseSettings):
     # Processing.
     rules_file: Path | None = Field(None, description="Routing rules YAML; default: the contract's table")
     batch_max_records: int = Field(2000, ge=1)
-    batch_timeout_ms: int = Field(10, ge=1, description="How long a poll waits for records before trying again")
-    kafka_fetch_max_wait_ms: int = Field(100, ge=1, description="Longest the broker holds a fetch with no new data")
+    batch_timeout_ms: int = Field(100, ge=1, description="Longest a poll waits for fetched records (returns on the first)")
+    kafka_fetch_max_wait_ms: int = Field(50, ge=1, description="Longest the broker holds a fetch with no new data")
     batch_pipeline_depth: int = Field(2, ge=1, le=8, description="Batches stored concurrently (1: one at a time)")
     max_message_bytes: int = Field(1024 * 1024, description="Larger values are dead-lettered as oversized")
     graceful_timeout_s: float = 15.0
