@@ -1,6 +1,7 @@
 """The hub's FastStream subscriber: the three inbound topics, one consumer group, batches.
 
-    getmany (FastStream batch subscriber, AckPolicy.MANUAL)
+    getmany (FastStream batch subscriber, AckPolicy.MANUAL; at most HUB_BATCH_STEADY_RECORDS
+             while keeping up, HUB_BATCH_MAX_RECORDS through a backlog)
       -> decode each record                  (while the previous batch is in Postgres)
       -> Pipeline.store: one transaction     (at most HUB_BATCH_PIPELINE_DEPTH batches in flight)
       -> commit {partition: last offset + 1} in batch order, each only after its transaction committed
@@ -32,6 +33,7 @@ from hub.pipeline import Pipeline, Stopping
 from hub.store import BatchOutcome
 
 log = logging.getLogger("hub.consumer")
+BACKLOG_POLLS = 2  # records read in full polls, in HUB_BATCH_MAX_RECORDS, that make a backlog
 MAX_FETCH_BYTES = 8 * 1024 * 1024  # above the 1 MiB limit, so oversized records reach the dead-letter topic
 
 
@@ -72,16 +74,37 @@ class InboundBatches:
     commits their offsets strictly in the order the batches were read."""
 
     def __init__(self, pipeline: Callable[[], Pipeline], depth: int,
-                 on_batch: Callable[[BatchOutcome, float], None] | None = None) -> None:
+                 on_batch: Callable[[BatchOutcome, float], None] | None = None,
+                 max_records: int = 1, steady_records: int = 0) -> None:
         self._pipeline = pipeline
         self._depth = max(1, depth)
         self._on_batch = on_batch
+        self._max_records = max(1, max_records)
+        self._steady_records = min(steady_records, self._max_records) or self._max_records
+        self.poll_size = self._steady_records  # most records the next poll may return
+        self._read_in_full_polls = 0
         self._in_flight: deque[_InFlight] = deque()
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
         self.stopping = False
 
     async def handle(self, records: tuple, consumer: Any) -> None:
+        self._adapt_poll_size(len(records))
+        await self._handle_batch(records, consumer)
+
+    def _adapt_poll_size(self, polled: int) -> None:
+        """A poll short of its limit read everything there was: the hub keeps up, and polls of
+        HUB_BATCH_STEADY_RECORDS bound what it holds in flight when the broker delivers in bursts.
+        Full polls adding up to BACKLOG_POLLS x HUB_BATCH_MAX_RECORDS are a backlog, drained fastest
+        in batches of HUB_BATCH_MAX_RECORDS until a poll comes back short again."""
+        if polled < self.poll_size:
+            self._read_in_full_polls, self.poll_size = 0, self._steady_records
+            return
+        self._read_in_full_polls += polled
+        if self._read_in_full_polls >= BACKLOG_POLLS * self._max_records:
+            self.poll_size = self._max_records
+
+    async def _handle_batch(self, records: tuple, consumer: Any) -> None:
         if not records or self.stopping:
             return  # not stored, not committed: read again after the restart
         pipeline = self._pipeline()
@@ -148,7 +171,7 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundB
         *settings.inbound_topics,
         group_id=settings.consumer_group,
         batch=True,
-        max_records=settings.batch_max_records,
+        max_records=batches.poll_size,
         batch_timeout_ms=settings.batch_timeout_ms,
         ack_policy=AckPolicy.MANUAL,
         auto_offset_reset="earliest",
@@ -170,6 +193,7 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundB
     async def handle_inbound_batch(body: Any, msg: KafkaMessage) -> None:
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         await batches.handle(records, msg.consumer)
+        subscriber.max_records = batches.poll_size  # FastStream's batch subscriber reads it on every poll
 
     return subscriber
 

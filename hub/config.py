@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Processing.
     rules_file: Path | None = Field(None, description="Routing rules YAML; default: the contract's table")
     batch_max_records: int = Field(2000, ge=1)
+    batch_steady_records: int = Field(
+        250, ge=0, description="Most records per poll while the hub keeps up (0: HUB_BATCH_MAX_RECORDS)")
     batch_timeout_ms: int = Field(100, ge=1, description="Longest a poll waits for fetched records (returns on the first)")
     kafka_fetch_max_wait_ms: int = Field(50, ge=1, description="Longest the broker holds a fetch with no new data")
     batch_pipeline_depth: int = Field(2, ge=1, le=8, description="Batches stored concurrently (1: one at a time)")

@@ -117,7 +117,8 @@ class HubRuntime:
         self.relay = OutboxRelay(dsn, self._producer, s.outbox_batch_size, s.outbox_poll_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self.broker = build_broker(s)
-        self._batches = InboundBatches(lambda: self._pipeline, s.batch_pipeline_depth, self._count)
+        self._batches = InboundBatches(lambda: self._pipeline, s.batch_pipeline_depth, self._count,
+                                       s.batch_max_records, s.batch_steady_records)
         self.subscriber = subscribe_inbound(self.broker, s, self._batches)
         await self.broker.start()
         for extension in self.extensions:
