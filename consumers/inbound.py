@@ -74,12 +74,12 @@ class InboundBatches:
     commits their offsets strictly in the order the batches were read."""
 
     def __init__(self, pipeline: Callable[[], Pipeline], depth: int,
-                 on_batch: Callable[[BatchOutcome, float], None] | None = None,
-                 max_records: int = 1, steady_records: int = 0) -> None:
+                 on_batch: Callable[[BatchOutcome, float], None] | None = None, *,
+                 max_records: int, steady_records: int = 0) -> None:
         self._pipeline = pipeline
         self._depth = max(1, depth)
         self._on_batch = on_batch
-        self._max_records = max(1, max_records)
+        self._max_records = max_records
         self._steady_records = min(steady_records, self._max_records) or self._max_records
         self.poll_size = self._steady_records  # most records the next poll may return
         self._read_in_full_polls = 0
@@ -87,10 +87,6 @@ class InboundBatches:
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
         self.stopping = False
-
-    async def handle(self, records: tuple, consumer: Any) -> None:
-        self._adapt_poll_size(len(records))
-        await self._handle_batch(records, consumer)
 
     def _adapt_poll_size(self, polled: int) -> None:
         """A poll short of its limit read everything there was: the hub keeps up, and polls of
@@ -104,7 +100,8 @@ class InboundBatches:
         if self._read_in_full_polls >= BACKLOG_POLLS * self._max_records:
             self.poll_size = self._max_records
 
-    async def _handle_batch(self, records: tuple, consumer: Any) -> None:
+    async def handle(self, records: tuple, consumer: Any) -> None:
+        self._adapt_poll_size(len(records))
         if not records or self.stopping:
             return  # not stored, not committed: read again after the restart
         pipeline = self._pipeline()

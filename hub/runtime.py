@@ -118,7 +118,7 @@ class HubRuntime:
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self.broker = build_broker(s)
         self._batches = InboundBatches(lambda: self._pipeline, s.batch_pipeline_depth, self._count,
-                                       s.batch_max_records, s.batch_steady_records)
+                                       max_records=s.batch_max_records, steady_records=s.batch_steady_records)
         self.subscriber = subscribe_inbound(self.broker, s, self._batches)
         await self.broker.start()
         for extension in self.extensions:
