@@ -1,9 +1,9 @@
 """`python -m bench [OPTIONS]` runs the benchmark; `python -m bench profile [OPTIONS]` profiles the hub.
 
-    python -m bench                       # 50,000 events, 3 repeats, latency at 2,000/s for 30 s
-    python -m bench --small               # CI preset: 6,000 events, 1 repeat, latency 5 s at 500/s
-    python -m bench --soak-minutes 10     # plus 10 minutes at 2,000/s (--soak-rate), RSS every 10 s
-    python -m bench profile --events 50000
+python -m bench                       # 50,000 events, 3 repeats, latency at 2,000/s for 30 s
+python -m bench --small               # CI preset: 6,000 events, 1 repeat, latency 5 s at 500/s
+python -m bench --soak-minutes 10     # plus 10 minutes at 2,000/s (--soak-rate), RSS every 10 s
+python -m bench profile --events 50000
 """
 
 from __future__ import annotations
@@ -21,8 +21,12 @@ from bench.options import DEFAULT_OUT, RESULTS_DIR, Options, small
 
 # Piped output (CI logs, tee) would otherwise wrap the tables at 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 150)
-app = typer.Typer(add_completion=False, invoke_without_command=True, no_args_is_help=False,
-                  help="Benchmark the hub against a bare-aiokafka floor and a naive FastStream pipeline.")
+app = typer.Typer(
+    add_completion=False,
+    invoke_without_command=True,
+    no_args_is_help=False,
+    help="Benchmark the hub against a bare-aiokafka floor and a naive FastStream pipeline.",
+)
 
 
 def _say(text: str) -> None:
@@ -38,30 +42,50 @@ def _fail(message: str) -> None:
 def main(
     ctx: typer.Context,
     events: int = typer.Option(Options.events, "--events", help="Events drained by the floor and the hub"),
-    naive_events: int = typer.Option(Options.naive_events, "--naive-events",
-                                     help="Events drained by the naive pipeline (a prefix of the same workload)"),
+    naive_events: int = typer.Option(
+        Options.naive_events,
+        "--naive-events",
+        help="Events drained by the naive pipeline (a prefix of the same workload)",
+    ),
     repeat: int = typer.Option(Options.repeat, "--repeat", help="Runs of each measurement (median, min-max)"),
     latency_rate: float = typer.Option(Options.latency_rate, "--latency-rate", help="Offered events/s, fixed-rate run"),
     latency_seconds: float = typer.Option(Options.latency_seconds, "--latency-seconds", help="Length of a latency run"),
-    soak_minutes: float = typer.Option(Options.soak_minutes, "--soak-minutes",
-                                       help="Also offer --soak-rate for this long and watch the hub's RSS (0: off)"),
-    soak_rate: float = typer.Option(None, "--soak-rate",
-                                    help="Events/s offered during the soak [default: --latency-rate]"),
-    hub_workers: int = typer.Option(None, "--hub-workers",
-                                    help="`hub run --workers` for the hub's runs [default: the number of cores, at most 6]"),
+    soak_minutes: float = typer.Option(
+        Options.soak_minutes,
+        "--soak-minutes",
+        help="Also offer --soak-rate for this long and watch the hub's RSS (0: off)",
+    ),
+    soak_rate: float = typer.Option(
+        None, "--soak-rate", help="Events/s offered during the soak [default: --latency-rate]"
+    ),
+    hub_workers: int = typer.Option(
+        None, "--hub-workers", help="`hub run --workers` for the hub's runs [default: the number of cores, at most 6]"
+    ),
     seed: int = typer.Option(Options.seed, "--seed", help="Workload seed: the same seed, the same events"),
     out: Path = typer.Option(DEFAULT_OUT, "--out", dir_okay=False, help="Where the JSON summary goes"),
     keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, every process's log)"),
-    small_preset: bool = typer.Option(False, "--small", help="CI preset: 6,000 events, 1 repeat, latency 5 s at "
-                                                            "500/s; finishes in well under 2 minutes"),
+    small_preset: bool = typer.Option(
+        False,
+        "--small",
+        help="CI preset: 6,000 events, 1 repeat, latency 5 s at 500/s; finishes in well under 2 minutes",
+    ),
 ) -> None:
     """Run the benchmark and write the summary (default bench/results/latest.json)."""
     if ctx.invoked_subcommand is not None:
         return
-    options = Options(events=events, naive_events=naive_events, repeat=repeat, latency_rate=latency_rate,
-                      latency_seconds=latency_seconds, soak_minutes=soak_minutes, soak_rate=soak_rate, seed=seed,
-                      **({"hub_workers": hub_workers} if hub_workers is not None else {}),
-                      out=out, keep_work_dir=keep)
+    options = Options(
+        events=events,
+        naive_events=naive_events,
+        repeat=repeat,
+        latency_rate=latency_rate,
+        latency_seconds=latency_seconds,
+        soak_minutes=soak_minutes,
+        soak_rate=soak_rate,
+        seed=seed,
+        **({"hub_workers": hub_workers} if hub_workers is not None else {}),
+        out=out,
+        keep_work_dir=keep,
+    )
     options = small(options) if small_preset else options
     try:
         options.check()
@@ -74,8 +98,10 @@ def main(
     try:
         summary = asyncio.run(run_benchmark(options, _say))
     except (RuntimeError, TimeoutError) as exc:
-        _fail(f"{exc}\nEvery process's log is kept in the work directory printed above; "
-              "re-run with fewer events or on a quieter machine if a pipeline merely ran out of time.")
+        _fail(
+            f"{exc}\nEvery process's log is kept in the work directory printed above; "
+            "re-run with fewer events or on a quieter machine if a pipeline merely ran out of time."
+        )
     write_summary(summary, options.out)
     print_report(console, summary)
     console.print(f"summary written to [bold]{options.out}[/]")
@@ -87,11 +113,18 @@ def profile(
     seed: int = typer.Option(Options.seed, "--seed"),
     rate_hz: int = typer.Option(100, "--rate", help="py-spy samples per second"),
     profiler: str = typer.Option("py-spy", "--profiler", help="py-spy (sampling, default) or cprofile"),
-    workload: str = typer.Option("mixed", "--workload", help="mixed (the drain workload) or tasks (every event a "
-                                                               "task and an alert, as in the latency runs)"),
+    workload: str = typer.Option(
+        "mixed",
+        "--workload",
+        help="mixed (the drain workload) or tasks (every event a task and an alert, as in the latency runs)",
+    ),
     out_dir: Path = typer.Option(RESULTS_DIR, "--out-dir", file_okay=False, help="Where the profile files go"),
-    summary_file: Path = typer.Option(DEFAULT_OUT, "--summary", dir_okay=False,
-                                      help="Benchmark summary that gets the top list under 'profile' (if it exists)"),
+    summary_file: Path = typer.Option(
+        DEFAULT_OUT,
+        "--summary",
+        dir_okay=False,
+        help="Benchmark summary that gets the top list under 'profile' (if it exists)",
+    ),
 ) -> None:
     """Profile `python -m hub run` while it drains a preloaded workload; print the top functions by own time."""
     if profiler not in ("py-spy", "cprofile"):
@@ -128,9 +161,11 @@ def _attach_to_summary(path: Path, result: dict) -> None:
 
 
 def _print_profile(result: dict) -> None:
-    table = Table(title=f"hub under {result['profiler']} ({result['workload']} events): top {len(result['top_own'])} "
-                        f"functions by own time "
-                        f"({result['eps_under_profiler']:,.0f} events/s while profiled, load {result['load']})")
+    table = Table(
+        title=f"hub under {result['profiler']} ({result['workload']} events): top {len(result['top_own'])} "
+        f"functions by own time "
+        f"({result['eps_under_profiler']:,.0f} events/s while profiled, load {result['load']})"
+    )
     table.add_column("own %", justify="right")
     table.add_column("incl. %", justify="right")
     table.add_column("function")
@@ -139,8 +174,10 @@ def _print_profile(result: dict) -> None:
     console.print(table)
     if "main_thread" in result:
         t = result["main_thread"]
-        console.print(f"[bold]event loop during the drain:[/] {t['window_s']:.1f}s, busy {t['busy_s']:.1f}s, "
-                      f"waiting {t['idle_s']:.1f}s; other threads busy {t['other_threads_busy_s']:.1f}s")
+        console.print(
+            f"[bold]event loop during the drain:[/] {t['window_s']:.1f}s, busy {t['busy_s']:.1f}s, "
+            f"waiting {t['idle_s']:.1f}s; other threads busy {t['other_threads_busy_s']:.1f}s"
+        )
     for title in ("by_component_pct", "by_library_pct"):
         if title in result:
             parts = ", ".join(f"{k} {v:.1f}%" for k, v in list(result[title].items())[:14])

@@ -40,7 +40,7 @@ class PipelineConfig:
 
     bootstrap: str
     dsn: str
-    topics: dict[str, str]  # kind (hub.simulator SHIPMENT/CARRIER/CALL) -> topic
+    topics: dict[str, str]  # kind (hub.dev.simulator SHIPMENT/CARRIER/CALL) -> topic
     attention_topic: str
     group_id: str
     batch_max_records: int = 1000

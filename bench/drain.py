@@ -87,8 +87,14 @@ def drain_timeout_s(events: int) -> float:
     return 90 + events / 250  # generous: the naive pipeline manages ~1,000/s on a quiet box
 
 
-async def measure_drain(ctx: RunContext, pipeline: str, workload: list[Message], repeat: int,
-                        label: str | None = None, workers: int | None = None) -> dict:
+async def measure_drain(
+    ctx: RunContext,
+    pipeline: str,
+    workload: list[Message],
+    repeat: int,
+    label: str | None = None,
+    workers: int | None = None,
+) -> dict:
     """`label` names a variant (e.g. the hub on task events); default: the pipeline's name.
     `workers`: the hub's processes (`hub run --workers`); default: the run's."""
     label = label or pipeline
@@ -111,8 +117,9 @@ async def measure_drain(ctx: RunContext, pipeline: str, workload: list[Message],
     return result
 
 
-async def _drain(ctx: RunContext, pipeline: str, settings: Settings, dsn: str, workload: list[Message],
-                 broker_pid: int, phase: str) -> Drained:
+async def _drain(
+    ctx: RunContext, pipeline: str, settings: Settings, dsn: str, workload: list[Message], broker_pid: int, phase: str
+) -> Drained:
     preload_s = await preload(settings, workload) if pipeline != NAIVE else 0.0
     child = _spawn(ctx, pipeline, settings, dsn, phase)
     joined_wall = None
@@ -143,8 +150,10 @@ async def _join_naive(child: Child, settings: Settings, dsn: str, seed: int) -> 
         while await conn.fetchval(COUNT_BENCH_EVENTS) < len(warm_up):
             child.check_alive()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the naive pipeline did not consume its warm-up events in {JOIN_TIMEOUT_S:.0f}s; "
-                                   f"its log {child.log_path} ends with:\n{child.log_tail()}")
+                raise TimeoutError(
+                    f"the naive pipeline did not consume its warm-up events in {JOIN_TIMEOUT_S:.0f}s; "
+                    f"its log {child.log_path} ends with:\n{child.log_tail()}"
+                )
             await asyncio.sleep(POLL_S)
         joined = time.time()
         await conn.execute(FORGET_WARM_UP)
@@ -168,11 +177,17 @@ def _spawn(ctx: RunContext, pipeline: str, settings: Settings, dsn: str, phase: 
     log = ctx.phase_dir(phase) / f"{pipeline}.log"
     if pipeline == HUB:
         return Child.spawn(HUB, python_module("hub", "run"), settings.child_environment(), log, ctx.phase_dir(phase))
-    config = PipelineConfig(bootstrap=settings.kafka_bootstrap, dsn=dsn, topics=topics_by_kind(settings),
-                            attention_topic=settings.topic_alerts_exceptions, group_id=f"bench-{pipeline}",
-                            batch_max_records=settings.batch_max_records)
-    return Child.spawn(pipeline, python_module(f"bench.{pipeline}", config.to_arg()), python_env(), log,
-                       ctx.phase_dir(phase))
+    config = PipelineConfig(
+        bootstrap=settings.kafka_bootstrap,
+        dsn=dsn,
+        topics=topics_by_kind(settings),
+        attention_topic=settings.topic_alerts_exceptions,
+        group_id=f"bench-{pipeline}",
+        batch_max_records=settings.batch_max_records,
+    )
+    return Child.spawn(
+        pipeline, python_module(f"bench.{pipeline}", config.to_arg()), python_env(), log, ctx.phase_dir(phase)
+    )
 
 
 async def _watch(child: Child, dsn: str, pipeline: str, events: int, meter: CpuMeter) -> Watch:
@@ -184,9 +199,11 @@ async def _watch(child: Child, dsn: str, pipeline: str, events: int, meter: CpuM
         while watch.rows < events:
             child.check_alive()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{pipeline} stored {watch.rows:,} of {events:,} events in "
-                                   f"{drain_timeout_s(events):.0f}s; its log {child.log_path} ends with:\n"
-                                   f"{child.log_tail()}")
+                raise TimeoutError(
+                    f"{pipeline} stored {watch.rows:,} of {events:,} events in "
+                    f"{drain_timeout_s(events):.0f}s; its log {child.log_path} ends with:\n"
+                    f"{child.log_tail()}"
+                )
             await asyncio.sleep(POLL_S)
             watch.rows = await conn.fetchval(count_sql)
             watch.rss_peak_kb = max(watch.rss_peak_kb, tree_memory_kb(child.pid).get("VmHWM", 0))

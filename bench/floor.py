@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bench.baseline import INSERT_EVENTS_BATCH, PipelineConfig
 from bench.workload import needs_attention
 from hub.config import Settings
-from hub.simulator import CALL, CARRIER, SHIPMENT
+from hub.dev.simulator import CALL, CARRIER, SHIPMENT
 
 FETCH_WAIT_MS = Settings.model_fields["kafka_fetch_max_wait_ms"].default  # as the hub's subscriber
 
@@ -48,8 +48,11 @@ class CallRow(msgspec.Struct):
     category: str
 
 
-_DECODERS = {SHIPMENT: msgspec.json.Decoder(ShipmentRow), CARRIER: msgspec.json.Decoder(CarrierRow),
-             CALL: msgspec.json.Decoder(CallRow)}
+_DECODERS = {
+    SHIPMENT: msgspec.json.Decoder(ShipmentRow),
+    CARRIER: msgspec.json.Decoder(CarrierRow),
+    CALL: msgspec.json.Decoder(CallRow),
+}
 
 
 def row_of(kind: str, topic: str, value: bytes) -> tuple[tuple, bool]:
@@ -73,9 +76,15 @@ class Floor:
     async def run(self) -> None:
         c = self.config
         conn = await asyncpg.connect(c.dsn)
-        consumer = AIOKafkaConsumer(*c.topics.values(), bootstrap_servers=c.bootstrap, group_id=c.group_id,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=FETCH_WAIT_MS, max_partition_fetch_bytes=8 * 1024 * 1024)
+        consumer = AIOKafkaConsumer(
+            *c.topics.values(),
+            bootstrap_servers=c.bootstrap,
+            group_id=c.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=FETCH_WAIT_MS,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
         producer = AIOKafkaProducer(bootstrap_servers=c.bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
         await consumer.start()
         await producer.start()
@@ -89,8 +98,9 @@ class Floor:
             await producer.stop()
             await conn.close()
 
-    async def handle(self, conn: asyncpg.Connection, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer,
-                     batches: dict) -> None:
+    async def handle(
+        self, conn: asyncpg.Connection, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer, batches: dict
+    ) -> None:
         rows, urgent = [], []
         for records in batches.values():
             for r in records:
@@ -98,11 +108,12 @@ class Floor:
                 rows.append(row)
                 if attention:
                     urgent.append(r)
-        await conn.execute(INSERT_EVENTS_BATCH, *[list(column) for column in zip(*rows)])
+        await conn.execute(INSERT_EVENTS_BATCH, *[list(column) for column in zip(*rows, strict=False)])
         acks = [await producer.send(self.config.attention_topic, r.value, key=r.key) for r in urgent]
         await asyncio.gather(*acks)
-        await consumer.commit({TopicPartition(tp.topic, tp.partition): records[-1].offset + 1
-                               for tp, records in batches.items()})
+        await consumer.commit(
+            {TopicPartition(tp.topic, tp.partition): records[-1].offset + 1 for tp, records in batches.items()}
+        )
 
 
 async def main() -> None:

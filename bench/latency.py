@@ -71,9 +71,12 @@ class AlertListener:
 
     async def start(self) -> None:
         # Assigned partitions, no group: no join to wait for.
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                          auto_offset_reset="earliest", enable_auto_commit=False,
-                                          fetch_max_wait_ms=10)
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+        )
         await self._consumer.start()
         partitions = []
         for topic in self.settings.alert_topics:
@@ -121,8 +124,13 @@ async def running_hub(ctx: RunContext, phase: str, metrics: bool = False):
             settings = hub_settings(broker.bootstrap, dsn, workers=ctx.hub_workers, http_port=port)
             await create_topics(settings)
             await prepare_hub_database(dsn, ctx.seed)
-            hub = Child.spawn("hub", python_module("hub", "run"), settings.child_environment(),
-                              ctx.phase_dir(phase) / "hub.log", ctx.phase_dir(phase))
+            hub = Child.spawn(
+                "hub",
+                python_module("hub", "run"),
+                settings.child_environment(),
+                ctx.phase_dir(phase) / "hub.log",
+                ctx.phase_dir(phase),
+            )
             try:
                 if port:
                     await _wait_until_all_ready(settings, hub)
@@ -143,8 +151,10 @@ async def _wait_until_all_ready(settings: Settings, hub: Child) -> None:
     while not all([await _ready(settings.http_host, port) for port in ports]):
         hub.check_alive()
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the hub's {settings.workers} workers were not all ready (partitions assigned) "
-                               f"within {JOIN_TIMEOUT_S:.0f}s; its log {hub.log_path} ends with:\n{hub.log_tail()}")
+            raise TimeoutError(
+                f"the hub's {settings.workers} workers were not all ready (partitions assigned) "
+                f"within {JOIN_TIMEOUT_S:.0f}s; its log {hub.log_path} ends with:\n{hub.log_tail()}"
+            )
         await asyncio.sleep(POLL_S)
 
 
@@ -158,12 +168,21 @@ async def _warm_up(settings: Settings, dsn: str, hub: Child, seed: int) -> None:
     """Until the hub has processed a few events, it has not joined its group: don't time that."""
     events = task_events(seed + 1, datetime(2026, 1, 1, tzinfo=UTC), 1.0)
     await preload(settings, [next(events) for _ in range(WARM_UP_EVENTS)])
-    await _wait_for(dsn, COUNT_INBOX, WARM_UP_EVENTS, JOIN_TIMEOUT_S, hub, "the hub to process the warm-up events",
-                    required=True)
+    await _wait_for(
+        dsn, COUNT_INBOX, WARM_UP_EVENTS, JOIN_TIMEOUT_S, hub, "the hub to process the warm-up events", required=True
+    )
 
 
-async def _wait_for(dsn: str, sql: str, expected: int, timeout_s: float, hub: Child, what: str,
-                    also=lambda: True, required: bool = False) -> bool:
+async def _wait_for(
+    dsn: str,
+    sql: str,
+    expected: int,
+    timeout_s: float,
+    hub: Child,
+    what: str,
+    also=lambda: True,
+    required: bool = False,
+) -> bool:
     """Poll until `sql` counts `expected` and `also()` holds; False (or an error if `required`) on timeout."""
     deadline = time.monotonic() + timeout_s
     conn = await asyncpg.connect(dsn)
@@ -176,23 +195,36 @@ async def _wait_for(dsn: str, sql: str, expected: int, timeout_s: float, hub: Ch
     finally:
         await conn.close()
     if required:
-        raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}; hub log {hub.log_path}:\n"
-                           f"{hub.log_tail()}")
+        raise TimeoutError(
+            f"timed out after {timeout_s:.0f}s waiting for {what}; hub log {hub.log_path}:\n{hub.log_tail()}"
+        )
     return False
 
 
 def _paced(ctx: RunContext, settings: Settings, rate: float, seconds: float, phase: str, out: Path | None) -> Child:
-    config = PacedConfig(bootstrap=settings.kafka_bootstrap, topics=topics_by_kind(settings), rate=rate,
-                         seconds=seconds, seed=ctx.seed, start=datetime.now(UTC).isoformat(),
-                         out=str(out) if out else None)
-    return Child.spawn("paced producer", python_module("bench.paced", config.to_arg()), python_env(),
-                       ctx.phase_dir(phase) / "producer.log", ctx.phase_dir(phase))
+    config = PacedConfig(
+        bootstrap=settings.kafka_bootstrap,
+        topics=topics_by_kind(settings),
+        rate=rate,
+        seconds=seconds,
+        seed=ctx.seed,
+        start=datetime.now(UTC).isoformat(),
+        out=str(out) if out else None,
+    )
+    return Child.spawn(
+        "paced producer",
+        python_module("bench.paced", config.to_arg()),
+        python_env(),
+        ctx.phase_dir(phase) / "producer.log",
+        ctx.phase_dir(phase),
+    )
 
 
 def _producer_summary(producer: Child) -> dict:
     if producer.proc.returncode != 0:
-        raise RuntimeError(f"the paced producer failed (exit {producer.proc.returncode}); {producer.log_path}:\n"
-                           f"{producer.log_tail()}")
+        raise RuntimeError(
+            f"the paced producer failed (exit {producer.proc.returncode}); {producer.log_path}:\n{producer.log_tail()}"
+        )
     lines = [line for line in producer.log_path.read_text().splitlines() if line.startswith("{")]
     return json.loads(lines[-1])
 
@@ -209,14 +241,26 @@ async def measure_latency(ctx: RunContext, rate: float, seconds: float, label: s
         finally:
             await listener.stop()
     result.update(load_before=load_before, load_after=load_average())
-    ctx.say(f"  db p50/p95/p99 {result['db']['p50_ms']:.0f}/{result['db']['p95_ms']:.0f}/"
-            f"{result['db']['p99_ms']:.0f} ms, commit p99 {result['commit']['p99_ms']:.0f} ms, alert p99 {result['alert']['p99_ms']:.0f} ms, "
-            f"broker {result['cpu_pct'].get('broker', 0):.0f}%")
+    ctx.say(
+        f"  db p50/p95/p99 {result['db']['p50_ms']:.0f}/{result['db']['p95_ms']:.0f}/"
+        f"{result['db']['p99_ms']:.0f} ms, commit p99 {result['commit']['p99_ms']:.0f} ms, "
+        f"alert p99 {result['alert']['p99_ms']:.0f} ms, "
+        f"broker {result['cpu_pct'].get('broker', 0):.0f}%"
+    )
     return result
 
 
-async def _offer(ctx: RunContext, settings: Settings, dsn: str, hub: Child, broker_pid: int,
-                 listener: AlertListener, rate: float, seconds: float, phase: str) -> dict:
+async def _offer(
+    ctx: RunContext,
+    settings: Settings,
+    dsn: str,
+    hub: Child,
+    broker_pid: int,
+    listener: AlertListener,
+    rate: float,
+    seconds: float,
+    phase: str,
+) -> dict:
     sent_file = ctx.phase_dir(phase) / "sent.tsv"
     meter = CpuMeter(hub.pid, broker_pid, ctx.pg.pid)
     first = meter.snapshot()
@@ -231,19 +275,33 @@ async def _offer(ctx: RunContext, settings: Settings, dsn: str, hub: Child, brok
     last = meter.snapshot()
     summary = _producer_summary(producer)
     sent = _read_sent(sent_file)
-    complete = await _wait_for(dsn, COUNT_TASK_EVENTS, len(sent) + WARM_UP_EVENTS, SETTLE_TIMEOUT_S, hub,
-                               "every event's task and alert", also=lambda: sent.keys() <= listener.arrivals.keys())
+    complete = await _wait_for(
+        dsn,
+        COUNT_TASK_EVENTS,
+        len(sent) + WARM_UP_EVENTS,
+        SETTLE_TIMEOUT_S,
+        hub,
+        "every event's task and alert",
+        also=lambda: sent.keys() <= listener.arrivals.keys(),
+    )
     rss_peak = max(rss_peak, tree_memory_kb(hub.pid).get("VmHWM", 0))
     created, committed = await _task_times(dsn)
     db = [(t, (created[e] - t) * 1000) for e, t in sent.items() if e in created]
     commit = [(t, (committed[e] - t) * 1000) for e, t in sent.items() if e in committed]
     alert = [(t, (listener.arrivals[e] - t) * 1000) for e, t in sent.items() if e in listener.arrivals]
     return {
-        "offered_rate": rate, "seconds": seconds, "sent": len(sent), "producer": summary, "complete": complete,
-        "db": latency_summary([lat for _, lat in db]), "commit": latency_summary([lat for _, lat in commit]),
+        "offered_rate": rate,
+        "seconds": seconds,
+        "sent": len(sent),
+        "producer": summary,
+        "complete": complete,
+        "db": latency_summary([lat for _, lat in db]),
+        "commit": latency_summary([lat for _, lat in commit]),
         "alert": latency_summary([lat for _, lat in alert]),
-        "missing_tasks": len(sent) - len(db), "missing_alerts": len(sent) - len(alert),
-        "db_p99_by_fifth_ms": windows(db), "alert_p99_by_fifth_ms": windows(alert),
+        "missing_tasks": len(sent) - len(db),
+        "missing_alerts": len(sent) - len(alert),
+        "db_p99_by_fifth_ms": windows(db),
+        "alert_p99_by_fifth_ms": windows(alert),
         "cpu_pct": CpuMeter.between(first, last),  # pipeline = the hub
         "rss_peak_mb": round(rss_peak / 1024, 1),
     }
@@ -265,8 +323,10 @@ async def _task_times(dsn: str) -> tuple[dict[str, float], dict[str, float]]:
         rows = await conn.fetch(TASK_TIMES)
     finally:
         await conn.close()
-    return ({r["source_event_id"]: r["created_at"].timestamp() for r in rows},
-            {r["source_event_id"]: r["committed"].timestamp() for r in rows})
+    return (
+        {r["source_event_id"]: r["created_at"].timestamp() for r in rows},
+        {r["source_event_id"]: r["committed"].timestamp() for r in rows},
+    )
 
 
 # ------------------------------------------------------------------------------------------- soak
@@ -294,10 +354,16 @@ async def _sample_rss(settings: Settings, hub: Child, producer: Child, dsn: str,
         while producer.proc.poll() is None and time.monotonic() - began < seconds + 120:
             hub.check_alive()
             memory = tree_memory_kb(hub.pid)
-            samples.append({"t_s": round(time.monotonic() - began, 1), "rss_mb": round(memory["VmRSS"] / 1024, 1),
-                            "hwm_mb": round(memory["VmHWM"] / 1024, 1), "processed": await conn.fetchval(COUNT_INBOX),
-                            "workers_rss_mb": [round(kb / 1024, 1) for kb in workers_rss_kb(hub.pid)],
-                            **await _batches_so_far(settings)})
+            samples.append(
+                {
+                    "t_s": round(time.monotonic() - began, 1),
+                    "rss_mb": round(memory["VmRSS"] / 1024, 1),
+                    "hwm_mb": round(memory["VmHWM"] / 1024, 1),
+                    "processed": await conn.fetchval(COUNT_INBOX),
+                    "workers_rss_mb": [round(kb / 1024, 1) for kb in workers_rss_kb(hub.pid)],
+                    **await _batches_so_far(settings),
+                }
+            )
             await asyncio.sleep(SOAK_SAMPLE_S)
     finally:
         await conn.close()
@@ -325,7 +391,7 @@ async def _http_get(host: str, port: int, path: str) -> tuple[int, str]:
     """(status, body); (0, "") when nothing answers within READY_PROBE_TIMEOUT_S."""
     try:
         return await asyncio.wait_for(_exchange(host, port, path), READY_PROBE_TIMEOUT_S)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         return 0, ""
 
 
@@ -346,8 +412,9 @@ def _mean_batch(samples: list[dict], since_s: float, until_s: float) -> float | 
     inside = [s for s in samples if since_s <= s["t_s"] <= until_s and "batches" in s]
     if len(inside) < 2 or inside[-1]["batches"] <= inside[0]["batches"]:
         return None
-    return round((inside[-1]["batch_records"] - inside[0]["batch_records"])
-                 / (inside[-1]["batches"] - inside[0]["batches"]), 1)
+    return round(
+        (inside[-1]["batch_records"] - inside[0]["batch_records"]) / (inside[-1]["batches"] - inside[0]["batches"]), 1
+    )
 
 
 def soak_summary(samples: list[dict], rate: float, minutes: float, producer: dict) -> dict:
@@ -361,19 +428,33 @@ def soak_summary(samples: list[dict], rate: float, minutes: float, producer: dic
     processed_eps = samples[-1]["processed"] / end if end else 0.0
     first_minute = max(s["rss_mb"] for s in samples if s["t_s"] < 60)
     last_minute = max(s["rss_mb"] for s in samples if s["t_s"] >= end - 60)
-    growth = {"offered_rate": rate, "minutes": minutes, "producer": producer, "samples": samples,
-              "rss_minute1_mb": first_minute, "rss_last_minute_mb": last_minute,
-              "rss_growth_ratio": round(last_minute / first_minute, 3),
-              # What a worker holds in flight grows with its batches: their size beside the RSS.
-              "batch_mean_minute1": _mean_batch(samples, 0, 60),
-              "batch_mean_last_minute": _mean_batch(samples, end - 60, end)}
+    growth = {
+        "offered_rate": rate,
+        "minutes": minutes,
+        "producer": producer,
+        "samples": samples,
+        "rss_minute1_mb": first_minute,
+        "rss_last_minute_mb": last_minute,
+        "rss_growth_ratio": round(last_minute / first_minute, 3),
+        # What a worker holds in flight grows with its batches: their size beside the RSS.
+        "batch_mean_minute1": _mean_batch(samples, 0, 60),
+        "batch_mean_last_minute": _mean_batch(samples, end - 60, end),
+    }
     # With several workers the total includes an idle supervisor, which dilutes the ratio: the
     # worker that grew most is reported on its own.
     workers = len(samples[0].get("workers_rss_mb", []))
     if workers and all(len(s["workers_rss_mb"]) == workers for s in samples):
         growth["worker_rss_growth_ratio"] = max(
-            round(max(s["workers_rss_mb"][i] for s in samples if s["t_s"] >= end - 60)
-                  / max(s["workers_rss_mb"][i] for s in samples if s["t_s"] < 60), 3) for i in range(workers))
-    return {**growth,
-            "rss_peak_mb": max(s["hwm_mb"] for s in samples),
-            "processed_eps": round(processed_eps, 1), "kept_up": processed_eps >= 0.95 * rate}
+            round(
+                max(s["workers_rss_mb"][i] for s in samples if s["t_s"] >= end - 60)
+                / max(s["workers_rss_mb"][i] for s in samples if s["t_s"] < 60),
+                3,
+            )
+            for i in range(workers)
+        )
+    return {
+        **growth,
+        "rss_peak_mb": max(s["hwm_mb"] for s in samples),
+        "processed_eps": round(processed_eps, 1),
+        "kept_up": processed_eps >= 0.95 * rate,
+    }

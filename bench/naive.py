@@ -17,7 +17,7 @@ from faststream.kafka import KafkaBroker
 
 from bench.baseline import INSERT_EVENT, PipelineConfig
 from bench.workload import needs_attention
-from hub.simulator import CALL, CARRIER, SHIPMENT
+from hub.dev.simulator import CALL, CARRIER, SHIPMENT
 from schemas.inbound import CallLog, CarrierUpdate, InboundEvent, ShipmentEvent
 
 
@@ -26,8 +26,9 @@ def build(config: PipelineConfig, pool: asyncpg.Pool) -> KafkaBroker:
 
     async def store(event: InboundEvent, topic: str, key: str, status: str, attention: bool) -> None:
         async with pool.acquire() as conn:
-            await conn.execute(INSERT_EVENT, event.event_id, topic, key, status, event.occurred_at,
-                               event.model_dump_json())
+            await conn.execute(
+                INSERT_EVENT, event.event_id, topic, key, status, event.occurred_at, event.model_dump_json()
+            )
         if attention:
             await broker.publish(event, topic=config.attention_topic, key=key.encode())
 
@@ -36,8 +37,9 @@ def build(config: PipelineConfig, pool: asyncpg.Pool) -> KafkaBroker:
     @broker.subscriber(shipments, group_id=f"{config.group_id}-shipments", auto_offset_reset="earliest")
     async def on_shipment_event(event: ShipmentEvent) -> None:
         status = event.type.value
-        await store(event, shipments, event.shipment_id, status,
-                    needs_attention(SHIPMENT, status, event.priority.value))
+        await store(
+            event, shipments, event.shipment_id, status, needs_attention(SHIPMENT, status, event.priority.value)
+        )
 
     @broker.subscriber(carriers, group_id=f"{config.group_id}-carriers", auto_offset_reset="earliest")
     async def on_carrier_update(event: CarrierUpdate) -> None:

@@ -45,8 +45,10 @@ class Options:
 
     def check(self) -> None:
         if self.events < 6_000 or self.naive_events < 200:
-            raise ValueError("use at least 6,000 events (--events) and 200 naive events (--naive-events): "
-                             "fewer fit in one or two batches and cannot be timed")
+            raise ValueError(
+                "use at least 6,000 events (--events) and 200 naive events (--naive-events): "
+                "fewer fit in one or two batches and cannot be timed"
+            )
         if self.naive_events > self.events:
             raise ValueError("--naive-events takes a prefix of the workload: make it at most --events")
         if self.repeat < 1 or self.latency_rate <= 0 or self.latency_seconds <= 0 or self.soak_minutes < 0:
@@ -61,5 +63,14 @@ class Options:
 
 def small(options: Options) -> Options:
     """CI preset: finishes in well under two minutes; says nothing about speed."""
-    return replace(options, events=6_000, naive_events=500, repeat=1, latency_rate=500.0, latency_seconds=5.0,
-                   soak_minutes=0.0, half_max_cap=1_000.0, preset="small")
+    return replace(
+        options,
+        events=6_000,
+        naive_events=500,
+        repeat=1,
+        latency_rate=500.0,
+        latency_seconds=5.0,
+        soak_minutes=0.0,
+        half_max_cap=1_000.0,
+        preset="small",
+    )

@@ -41,8 +41,7 @@ async def send_paced(config: PacedConfig) -> tuple[dict, list[tuple[str, float]]
     """Send the events on schedule; returns what happened and (event_id, send time) when recording."""
     total = round(config.rate * config.seconds)
     events = task_events(config.seed, datetime.fromisoformat(config.start), config.rate)
-    producer = AIOKafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=False,
-                                linger_ms=5)
+    producer = AIOKafkaProducer(bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=False, linger_ms=5)
     await producer.start()
     sent: list[tuple[str, float]] = []
     pending: list[asyncio.Future] = []
@@ -68,8 +67,12 @@ async def send_paced(config: PacedConfig) -> tuple[dict, list[tuple[str, float]]
         elapsed = loop.time() - began
     finally:
         await producer.stop()
-    return {"sent": total, "elapsed_s": round(elapsed, 3), "achieved_rate": round(total / elapsed, 1),
-            "max_behind_s": round(behind_max, 3)}, sent
+    return {
+        "sent": total,
+        "elapsed_s": round(elapsed, 3),
+        "achieved_rate": round(total / elapsed, 1),
+        "max_behind_s": round(behind_max, 3),
+    }, sent
 
 
 def _settle(pending: list[asyncio.Future]) -> list[asyncio.Future]:

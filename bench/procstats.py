@@ -96,14 +96,21 @@ class CpuMeter:
     postgres_pid: int
 
     def snapshot(self) -> CpuSnapshot:
-        return CpuSnapshot(time.monotonic(), tree_cpu_s(self.pipeline_pid), process_cpu_s(self.broker_pid),
-                           tree_cpu_s(self.postgres_pid), box_busy_s()[0])
+        return CpuSnapshot(
+            time.monotonic(),
+            tree_cpu_s(self.pipeline_pid),
+            process_cpu_s(self.broker_pid),
+            tree_cpu_s(self.postgres_pid),
+            box_busy_s()[0],
+        )
 
     @staticmethod
     def between(first: CpuSnapshot, last: CpuSnapshot) -> dict[str, float]:
         wall = max(last.at - first.at, 1e-9)
-        return {name: round(100 * (getattr(last, name) - getattr(first, name)) / wall, 1)
-                for name in ("pipeline", "broker", "postgres", "box_busy")}
+        return {
+            name: round(100 * (getattr(last, name) - getattr(first, name)) / wall, 1)
+            for name in ("pipeline", "broker", "postgres", "box_busy")
+        }
 
 
 def load_average() -> str:
@@ -120,5 +127,9 @@ def machine() -> dict[str, object]:
                 break
     with open("/proc/meminfo") as f:
         mem_kb = int(next(line for line in f if line.startswith("MemTotal:")).split()[1])
-    return {"nproc": os.cpu_count(), "cpu_model": model, "memory_gib": round(mem_kb / 1024 / 1024, 1),
-            "kernel": platform.release()}
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+    }

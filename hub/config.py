@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hub.core.topics import DEAD_LETTER_SETTING, QUEUES, STREAMS, Destinations, Queue, Stream
+
+
+class MissingSetting(ValueError):
+    """A setting this step needs is unset; the message names it."""
 
 
 class Settings(BaseSettings):
@@ -57,8 +62,11 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(None, description="Routing rules YAML; default: the contract's table")
     batch_max_records: int = Field(2000, ge=1)
     batch_steady_records: int = Field(
-        250, ge=0, description="Most records per poll while the hub keeps up (0: HUB_BATCH_MAX_RECORDS)")
-    batch_timeout_ms: int = Field(100, ge=1, description="Longest a poll waits for fetched records (returns on the first)")
+        250, ge=0, description="Most records per poll while the hub keeps up (0: HUB_BATCH_MAX_RECORDS)"
+    )
+    batch_timeout_ms: int = Field(
+        100, ge=1, description="Longest a poll waits for fetched records (returns on the first)"
+    )
     kafka_fetch_max_wait_ms: int = Field(50, ge=1, description="Longest the broker holds a fetch with no new data")
     batch_pipeline_depth: int = Field(2, ge=1, le=8, description="Batches stored concurrently (1: one at a time)")
     max_message_bytes: int = Field(1024 * 1024, description="Larger values are dead-lettered as oversized")
@@ -76,11 +84,13 @@ class Settings(BaseSettings):
     http_port: int = Field(9464, description="Health and /metrics endpoint; 0 turns it off")
 
     @model_validator(mode="after")
-    def _worker_ports_fit(self) -> "Settings":
+    def _worker_ports_fit(self) -> Settings:
         # Worker i of `hub run --workers N` serves on HUB_HTTP_PORT + i.
         if self.http_port and self.http_port + self.workers - 1 > 65535:
-            raise ValueError(f"HUB_HTTP_PORT {self.http_port} + HUB_WORKERS {self.workers} - 1 is above 65535: "
-                             "lower one of them (or set HUB_HTTP_PORT=0)")
+            raise ValueError(
+                f"HUB_HTTP_PORT {self.http_port} + HUB_WORKERS {self.workers} - 1 is above 65535: "
+                "lower one of them (or set HUB_HTTP_PORT=0)"
+            )
         return self
 
     def as_environment(self) -> dict[str, str]:
@@ -102,18 +112,49 @@ class Settings(BaseSettings):
         return {**{k: v for k, v in inherited.items() if not k.startswith("HUB_")}, **self.as_environment()}
 
     @property
+    def dsn(self) -> str:
+        """HUB_DATABASE_URL in clear, for connecting (never for printing)."""
+        if self.database_url is None:
+            raise MissingSetting("HUB_DATABASE_URL is not set: point it at Postgres (postgresql://user@host:5432/db)")
+        return self.database_url.get_secret_value()
+
+    @property
+    def bootstrap(self) -> str:
+        if not self.kafka_bootstrap:
+            raise MissingSetting("HUB_KAFKA_BOOTSTRAP is not set: point it at Kafka (host:9092)")
+        return self.kafka_bootstrap
+
+    @property
     def embedded(self) -> bool:
         return self.kafka_bootstrap is None and self.database_url is None
 
-    @property
-    def inbound_topics(self) -> tuple[str, str, str]:
-        return (self.topic_shipment_events, self.topic_call_logs, self.topic_carrier_updates)
+    def topic(self, setting: str) -> str:
+        """The topic a HUB_TOPIC_* setting names (see hub/core/topics.py for the table)."""
+        name: str = getattr(self, setting)
+        return name
 
     @property
-    def alert_topics(self) -> tuple[str, str, str]:
-        return (self.topic_alerts_exceptions, self.topic_alerts_urgent, self.topic_alerts_complaints)
+    def streams(self) -> dict[str, Stream]:
+        """Inbound topic -> its stream."""
+        return {self.topic(s.topic_setting): s for s in STREAMS}
 
+    @property
+    def queues(self) -> dict[Queue, str]:
+        """Handler queue -> its topic."""
+        return {q.queue: self.topic(q.topic_setting) for q in QUEUES}
 
-@lru_cache
-def get_settings() -> Settings:
-    return Settings()
+    @property
+    def inbound_topics(self) -> tuple[str, ...]:
+        return tuple(self.streams)
+
+    @property
+    def alert_topics(self) -> tuple[str, ...]:
+        return tuple(self.queues.values())
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return self.topic(DEAD_LETTER_SETTING)
+
+    @property
+    def destinations(self) -> Destinations:
+        return Destinations(self.queues, self.dead_letter_topic)

@@ -28,7 +28,9 @@ from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 from hub.config import Settings
-from hub.store import BatchOutcome
+from hub.core.outcome import BatchOutcome
+from hub.core.topics import Queue
+from hub.store.queries import OUTBOX_BACKLOG
 from schemas.enums import DeadLetterReason, Severity
 
 log = logging.getLogger("hub.observability")
@@ -36,27 +38,14 @@ log = logging.getLogger("hub.observability")
 # The text format generate_latest() writes (prometheus_client's CONTENT_TYPE_LATEST announces 1.0.0).
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OUTCOMES = ("processed", "duplicate", "dead_lettered")
-QUEUES = ("exceptions", "urgent_orders", "complaints")  # the logical queues of hub.runtime.topics_of
 CHECK_TIMEOUT_S = 2.0
 REQUEST_TIMEOUT_S = 5.0
 
-# Age from the database's own clock, so a skewed hub clock cannot distort it.
-OUTBOX_BACKLOG = """
-SELECT count(*) AS rows,
-       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_s
-FROM outbox WHERE sent_at IS NULL
-"""
 PING = "SELECT 1"
 
 
 class EndpointUnavailable(RuntimeError):
     """The health and metrics port cannot be bound; the message says what to change."""
-
-
-def stream_names(settings: Settings) -> dict[str, str]:
-    """Inbound topic -> stream label; the label stays the same whatever the topics are called."""
-    return {settings.topic_shipment_events: "shipment_events", settings.topic_call_logs: "call_logs",
-            settings.topic_carrier_updates: "carrier_updates"}
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -73,18 +62,29 @@ class HubMetrics:
         self.alerts = Counter("hub_alerts", "Alerts queued for the handler queues", ["queue", "severity"], registry=r)
         self.tasks = Counter("hub_tasks_written", "Coordination tasks written", registry=r)
         self.notifications = Counter("hub_notifications_written", "Customer notifications written", registry=r)
-        self.dead_letters = Counter("hub_dead_letters", "Records sent to the dead-letter topic", ["reason"],
-                                    registry=r)
-        self.batch_size = Histogram("hub_batch_size", "Records per consumed batch", registry=r,
-                                    buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000))
-        self.batch_seconds = Histogram("hub_batch_seconds", "Time to store one batch in Postgres", registry=r,
-                                       buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-        self.lag = Gauge("hub_consumer_lag", "Records on the broker not yet handed to the hub, per partition",
-                         ["topic", "partition"], registry=r)
-        self.outbox_backlog = Gauge("hub_outbox_backlog", "Outbox rows (alerts, dead letters) not yet published",
-                                    registry=r)
-        self.outbox_age = Gauge("hub_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row",
-                                registry=r)
+        self.dead_letters = Counter("hub_dead_letters", "Records sent to the dead-letter topic", ["reason"], registry=r)
+        self.batch_size = Histogram(
+            "hub_batch_size",
+            "Records per consumed batch",
+            registry=r,
+            buckets=(1, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000),
+        )
+        self.batch_seconds = Histogram(
+            "hub_batch_seconds",
+            "Time to store one batch in Postgres",
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.lag = Gauge(
+            "hub_consumer_lag",
+            "Records on the broker not yet handed to the hub, per partition",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.outbox_backlog = Gauge(
+            "hub_outbox_backlog", "Outbox rows (alerts, dead letters) not yet published", registry=r
+        )
+        self.outbox_age = Gauge("hub_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", registry=r)
         ProcessCollector(registry=r)  # memory, CPU, open files of this replica
         self._zero_series()
 
@@ -93,15 +93,18 @@ class HubMetrics:
         for stream in self.streams.values():
             for outcome in OUTCOMES:
                 self.events.labels(stream, outcome)
-        for queue in QUEUES:
+        for queue in Queue:
             for severity in Severity:
-                self.alerts.labels(queue, severity.value)
+                self.alerts.labels(queue.value, severity.value)
         for reason in DeadLetterReason:
             self.dead_letters.labels(reason.value)
 
     def record_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
-        for column, outcome_label in ((outcome.by_topic, "processed"), (outcome.duplicates_by_topic, "duplicate"),
-                                      (outcome.dead_lettered_by_topic, "dead_lettered")):
+        for column, outcome_label in (
+            (outcome.by_topic, "processed"),
+            (outcome.duplicates_by_topic, "duplicate"),
+            (outcome.dead_lettered_by_topic, "dead_lettered"),
+        ):
             for topic, count in column.items():
                 if topic in self.streams and count:
                     self.events.labels(self.streams[topic], outcome_label).inc(count)
@@ -147,7 +150,7 @@ async def partition_lags(consumer: Any) -> dict[TopicPartition, int]:
             if high is None:
                 continue
             position = await asyncio.wait_for(consumer.position(tp), CHECK_TIMEOUT_S)
-        except (AssertionError, IllegalStateError, asyncio.TimeoutError):
+        except (TimeoutError, AssertionError, IllegalStateError):
             continue  # revoked meanwhile, or no position yet right after an assignment
         lags[tp] = max(0, high - position)
     return lags
@@ -162,7 +165,7 @@ async def check_postgres(pool: Any) -> str | None:
         return "no connection pool yet"
     try:
         await asyncio.wait_for(pool.fetchval(PING), CHECK_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"SELECT 1 took longer than {CHECK_TIMEOUT_S:.0f}s"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready; the name says which
         return f"{type(exc).__name__}: {exc}"
@@ -175,7 +178,7 @@ async def check_kafka(consumer: Any, topics: tuple[str, ...]) -> str | None:
         return "consumer not started"
     try:
         known = await asyncio.wait_for(consumer.topics(), CHECK_TIMEOUT_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return f"no metadata from the brokers within {CHECK_TIMEOUT_S:.0f}s"
     except (KafkaError, OSError) as exc:
         return f"{type(exc).__name__}: {exc}"
@@ -193,8 +196,9 @@ def check_assignment(consumer: Any) -> str | None:
 async def readiness(runtime: Any) -> dict[str, str]:
     """Check name -> 'ok' or the reason it fails."""
     consumer = runtime.consumer
-    postgres, kafka = await asyncio.gather(check_postgres(runtime.pool),
-                                           check_kafka(consumer, tuple(runtime.settings.inbound_topics)))
+    postgres, kafka = await asyncio.gather(
+        check_postgres(runtime.pool), check_kafka(consumer, tuple(runtime.settings.inbound_topics))
+    )
     results = {"postgres": postgres, "kafka": kafka, "assignment": check_assignment(consumer)}
     return {name: problem or "ok" for name, problem in results.items()}
 
@@ -235,7 +239,7 @@ class HttpEndpoint:
             status, content_type, body = await self._respond(method, path)
             writer.write(_head(status, content_type, len(body)) + (b"" if method == "HEAD" else body))
             await writer.drain()
-        except (asyncio.TimeoutError, ValueError, ConnectionError):
+        except (TimeoutError, ValueError, ConnectionError):
             pass  # a slow, malformed or vanished client: just hang up
         finally:
             writer.close()
@@ -250,7 +254,7 @@ class HttpEndpoint:
             return json_response(405, {"error": "only GET and HEAD"})
         try:
             return await handler()
-        except Exception:  # noqa: BLE001 - one failing handler must not take the endpoint down
+        except Exception:  # one failing handler must not take the endpoint down
             log.exception("%s failed", path)
             return json_response(500, {"error": "internal error; see the hub's log"})
 
@@ -263,8 +267,10 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str]:
 
 
 def _head(status: int, content_type: str, length: int) -> bytes:
-    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n").encode("latin-1")
+    return (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {length}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n"
+    ).encode("latin-1")
 
 
 # ------------------------------------------------------------------------------------------- extension
@@ -276,11 +282,10 @@ class Observability:
     def __init__(self, settings: Settings, refresh_interval_s: float = 5.0) -> None:
         self.settings = settings
         self.refresh_interval_s = refresh_interval_s
-        self.metrics = HubMetrics(stream_names(settings))
+        self.metrics = HubMetrics({topic: stream.name for topic, stream in settings.streams.items()})
         self.port: int | None = None  # the bound port once serving
         self._runtime: Any = None
-        self._http = HttpEndpoint({"/health/live": self._live, "/health/ready": self._ready,
-                                   "/metrics": self._metrics})
+        self._http = HttpEndpoint({"/health/live": self._live, "/health/ready": self._ready, "/metrics": self._metrics})
         self._refresher: asyncio.Task | None = None
         self._refresh_failing = False
 
@@ -298,8 +303,11 @@ class Observability:
                 f"cannot serve health and metrics on {self.settings.http_host}:{self.settings.http_port} "
                 f"({exc.strerror or exc}); set HUB_HTTP_PORT to a free port, or 0 to turn the endpoint off"
             ) from exc
-        log.info("health and metrics on http://%s:%d (/health/live, /health/ready, /metrics)",
-                 self.settings.http_host, self.port)
+        log.info(
+            "health and metrics on http://%s:%d (/health/live, /health/ready, /metrics)",
+            self.settings.http_host,
+            self.port,
+        )
 
     def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
         self.metrics.record_batch(outcome, elapsed_s)
@@ -331,8 +339,7 @@ class Observability:
                 self._refresh_failing = False
             except Exception as exc:  # noqa: BLE001 - an outage: keep the last values, say so once
                 if not self._refresh_failing:
-                    log.warning("cannot refresh lag/outbox metrics (%s); keeping the last values",
-                                type(exc).__name__)
+                    log.warning("cannot refresh lag/outbox metrics (%s); keeping the last values", type(exc).__name__)
                 self._refresh_failing = True
             await asyncio.sleep(self.refresh_interval_s)
 

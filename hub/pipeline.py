@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from hub.decoding import Accepted, Record, Rejected, decode_record
-from hub.rules import Rules
-from hub.store import BatchOutcome, Topics, apply_batch
+from hub.core.decoding import Accepted, Record, Rejected, decode_record
+from hub.core.outcome import BatchOutcome
+from hub.core.rules import Rules
+from hub.core.topics import Destinations
+from hub.store.batch import apply_batch
 from schemas.enums import DeadLetterReason
 from schemas.inbound import InboundEvent
 
@@ -53,25 +55,30 @@ class Pipeline:
     pool: asyncpg.Pool
     rules: Rules
     models: dict[str, type[InboundEvent]]  # topic -> model
-    topics: Topics
+    destinations: Destinations
     max_message_bytes: int
     backoff_max_s: float = 10.0
     stopping: Callable[[], bool] = lambda: False
 
     def decode(self, records: Sequence[Record]) -> tuple[list[Accepted], list[Rejected]]:
-        accepted, rejected = [], []
+        accepted: list[Accepted] = []
+        rejected: list[Rejected] = []
         for record in records:
             try:
                 result = decode_record(record, self.models[record.topic], self.max_message_bytes)
-            except Exception as exc:  # noqa: BLE001 - a record the decoder chokes on must not sink its batch
+            except Exception as exc:  # a record the decoder chokes on must not sink its batch
                 log.exception("decoding failed on %s[%d]@%d", record.topic, record.partition, record.offset)
-                result = Rejected(record, DeadLetterReason.UNPROCESSABLE, type(exc).__name__,
-                                  f"the hub failed to decode the record ({type(exc).__name__}); see its log")
-            (accepted if isinstance(result, Accepted) else rejected).append(result)
+                result = Rejected(
+                    record,
+                    DeadLetterReason.UNPROCESSABLE,
+                    type(exc).__name__,
+                    f"the hub failed to decode the record ({type(exc).__name__}); see its log",
+                )
+            if isinstance(result, Accepted):
+                accepted.append(result)
+            else:
+                rejected.append(result)
         return accepted, rejected
-
-    async def process(self, records: Sequence[Record]) -> BatchOutcome:
-        return await self.store(*self.decode(records))
 
     async def store(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
         """Store one decoded batch: one transaction, retried until it commits or the hub stops."""
@@ -79,9 +86,12 @@ class Pipeline:
             outcome = await self._with_retry(accepted, rejected)
         except Stopping:
             raise
-        except Exception as exc:  # noqa: BLE001 - _with_retry only lets non-transient errors out
-            log.warning("batch failed on its data (%s); storing its records one by one", type(exc).__name__,
-                        exc_info=not isinstance(exc, asyncpg.PostgresError))
+        except Exception as exc:  # _with_retry only lets non-transient errors out
+            log.warning(
+                "batch failed on its data (%s); storing its records one by one",
+                type(exc).__name__,
+                exc_info=not isinstance(exc, asyncpg.PostgresError),
+            )
             outcome = await self._one_by_one(accepted, rejected)
         outcome.records = len(accepted) + len(rejected)
         return outcome
@@ -91,7 +101,7 @@ class Pipeline:
         while True:
             try:
                 return await self._transaction(accepted, rejected)
-            except Exception as exc:  # noqa: BLE001 - classified right below
+            except Exception as exc:  # classified right below
                 if not is_transient(exc):
                     raise
                 attempt += 1
@@ -99,7 +109,7 @@ class Pipeline:
 
     async def _transaction(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
         async with self.pool.acquire() as conn, conn.transaction():
-            return await apply_batch(conn, accepted, rejected, self.rules, self.topics)
+            return await apply_batch(conn, accepted, rejected, self.rules, self.destinations)
 
     async def _backoff(self, attempt: int, exc: BaseException) -> None:
         if self.stopping():
@@ -107,9 +117,14 @@ class Pipeline:
         delay = min(self.backoff_max_s, 0.2 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
         # Connection trouble is expected and self-explanatory; anything else is a bug worth a traceback.
         expected = isinstance(exc, (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError))
-        log.warning("cannot store batch (attempt %d: %s: %s); retrying in %.1fs",
-                    attempt, type(exc).__name__, _short(exc), delay,
-                    exc_info=exc if not expected and attempt % 10 == 1 else None)
+        log.warning(
+            "cannot store batch (attempt %d: %s: %s); retrying in %.1fs",
+            attempt,
+            type(exc).__name__,
+            _short(exc),
+            delay,
+            exc_info=exc if not expected and attempt % 10 == 1 else None,
+        )
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not self.stopping():
             await asyncio.sleep(min(0.1, delay))

@@ -9,6 +9,7 @@ same id, which handler-queue consumers drop by `alert_id`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 
@@ -56,7 +57,7 @@ class OutboxRelay:
             try:
                 await self._lead()
                 delay = 0.5
-            except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("outbox relay interrupted (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, 10.0)
@@ -105,27 +106,27 @@ class OutboxRelay:
             await self._mark_sent(conn, await self._publish(rows))
         return len(rows)
 
-    async def _publish(self, rows: list[asyncpg.Record]) -> "_InFlight":
-        sends = [await self.producer.send(
-            row["topic"], value=bytes(row["value"]) if row["value"] is not None else None,
-            key=bytes(row["key"]) if row["key"] is not None else None,
-            headers=[(k, bytes.fromhex(v)) for k, v in orjson.loads(row["headers"])],
-        ) for row in rows]
+    async def _publish(self, rows: list[asyncpg.Record]) -> _InFlight:
+        sends = [
+            await self.producer.send(
+                row["topic"],
+                value=bytes(row["value"]) if row["value"] is not None else None,
+                key=bytes(row["key"]) if row["key"] is not None else None,
+                headers=[(k, bytes.fromhex(v)) for k, v in orjson.loads(row["headers"])],
+            )
+            for row in rows
+        ]
         return _InFlight([row["id"] for row in rows], asyncio.gather(*sends))
 
-    async def _mark_sent(self, conn: asyncpg.Connection, batch: "_InFlight") -> None:
+    async def _mark_sent(self, conn: asyncpg.Connection, batch: _InFlight) -> None:
         await batch.acknowledged  # a failed send raises here: the rows stay unsent and are read again
         await conn.execute(MARK_SENT, batch.ids)
         self.published += len(batch.ids)
 
     async def _wait_for_work(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
-        except asyncio.TimeoutError:
-            pass
 
     async def _sleep(self, seconds: float) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass

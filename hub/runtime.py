@@ -9,7 +9,7 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,21 +18,25 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
-from consumers.inbound import InboundBatches, subscribe_inbound
+from consumers.inbound import subscribe_inbound
 from hub.config import Settings
-from hub.kafka import ensure_topics, faststream_security, producer_kwargs
+from hub.core.outcome import BatchOutcome
+from hub.core.rules import Rules, load_rules
+from hub.inbound import InboundBatches
+from hub.kafka import ensure_topics, faststream_security, start_producer
 from hub.migrate import pending_migrations
 from hub.pipeline import Pipeline
 from hub.relay import OutboxRelay
-from hub.rules import Rules, load_rules
-from hub.store import BatchOutcome, Topics
-from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 
 log = logging.getLogger("hub.runtime")
 GC_FIRST_GENERATION = 10_000  # allocations between collections of the youngest generation (Python's default: 700)
 
 
-class SchemaNotReady(RuntimeError):
+class StartupError(RuntimeError):
+    """`hub run` could not start; the message names the step, the cause and what to do."""
+
+
+class SchemaNotReady(StartupError):
     pass
 
 
@@ -42,22 +46,24 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     on the relay's own connection). asyncpg still rolls back an unfinished transaction."""
 
 
-def topics_of(settings: Settings) -> Topics:
-    return Topics(
-        alerts={"exceptions": settings.topic_alerts_exceptions, "urgent_orders": settings.topic_alerts_urgent,
-                "complaints": settings.topic_alerts_complaints},
-        dead_letter=settings.topic_dead_letter,
+def build_pipeline(
+    settings: Settings, pool: asyncpg.Pool, rules: Rules, stopping: Callable[[], bool] = lambda: False
+) -> Pipeline:
+    models = {topic: stream.model for topic, stream in settings.streams.items()}
+    return Pipeline(
+        pool,
+        rules,
+        models,
+        settings.destinations,
+        settings.max_message_bytes,
+        settings.retry_backoff_max_s,
+        stopping=stopping,
     )
-
-
-def models_of(settings: Settings) -> dict[str, type]:
-    return {settings.topic_shipment_events: ShipmentEvent, settings.topic_call_logs: CallLog,
-            settings.topic_carrier_updates: CarrierUpdate}
 
 
 def build_broker(settings: Settings) -> KafkaBroker:
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        settings.bootstrap,
         client_id=settings.client_id,
         security=faststream_security(settings),
         graceful_timeout=settings.graceful_timeout_s,
@@ -70,7 +76,7 @@ def build_broker(settings: Settings) -> KafkaBroker:
 class Extension(Protocol):
     """Something that lives as long as the runtime (e.g. the health and metrics endpoint)."""
 
-    async def start(self, runtime: "HubRuntime") -> None: ...
+    async def start(self, runtime: HubRuntime) -> None: ...
     def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None: ...
     async def stop(self) -> None: ...
 
@@ -102,23 +108,32 @@ class HubRuntime:
     async def _start(self) -> None:
         s = self.settings
         self.rules = self.rules or load_rules(s.rules_file)
-        dsn = s.database_url.get_secret_value()
+        dsn = s.dsn
         await ensure_topics(s)
-        self.pool = await asyncpg.create_pool(dsn, min_size=1, max_size=s.db_pool_size, command_timeout=60,
-                                              reset=_keep_session)
+        try:
+            self.pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=s.db_pool_size, command_timeout=60, reset=_keep_session
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise StartupError(
+                f"connecting to Postgres: {type(exc).__name__}: {exc}; check HUB_DATABASE_URL and that the server is up"
+            ) from exc
         async with self.pool.acquire() as conn:
             missing = await pending_migrations(conn)
         if missing:
             raise SchemaNotReady(f"the database lacks migrations {', '.join(missing)}: run `hub migrate` first")
-        self._pipeline = Pipeline(self.pool, self.rules, models_of(s), topics_of(s), s.max_message_bytes,
-                                  s.retry_backoff_max_s, stopping=lambda: self._stopping)
-        self._producer = AIOKafkaProducer(**producer_kwargs(s))
-        await self._producer.start()
+        self._pipeline = build_pipeline(s, self.pool, self.rules, stopping=lambda: self._stopping)
+        self._producer = await start_producer(s, "starting the outbox relay's producer")
         self.relay = OutboxRelay(dsn, self._producer, s.outbox_batch_size, s.outbox_poll_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         self.broker = build_broker(s)
-        self._batches = InboundBatches(lambda: self._pipeline, s.batch_pipeline_depth, self._count,
-                                       max_records=s.batch_max_records, steady_records=s.batch_steady_records)
+        self._batches = InboundBatches(
+            lambda: self._pipeline,
+            s.batch_pipeline_depth,
+            self._count,
+            max_records=s.batch_max_records,
+            steady_records=s.batch_steady_records,
+        )
         self.subscriber = subscribe_inbound(self.broker, s, self._batches)
         await self.broker.start()
         for extension in self.extensions:
@@ -162,7 +177,7 @@ class HubRuntime:
             await self.pool.close()
             self.pool = None
 
-    async def __aenter__(self) -> "HubRuntime":
+    async def __aenter__(self) -> HubRuntime:
         await self.start()
         return self
 
@@ -181,12 +196,12 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_FIRST_GENERATION, 20, 20)
 
 
-async def run_until_signalled(settings: Settings, extensions: list[Extension] | None = None) -> None:
+async def run_until_signalled(settings: Settings, extensions: Sequence[Extension] = ()) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    runtime = HubRuntime(settings, extensions=extensions or [])
+    runtime = HubRuntime(settings, extensions=list(extensions))
     # Start-up can wait a long time (a group join against a broker that went away): a signal
     # during it cancels the start, which stops whatever had started.
     starting = asyncio.create_task(runtime.start())

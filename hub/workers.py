@@ -66,18 +66,29 @@ class Supervisor:
     def _start(self) -> None:
         count = self.settings.workers
         if count > self.settings.topic_partitions:
-            log.warning("%d workers but HUB_TOPIC_PARTITIONS is %d: if the topics have that many partitions, "
-                        "range assignment leaves the extra workers without any (idle, never ready)",
-                        count, self.settings.topic_partitions)
+            log.warning(
+                "%d workers but HUB_TOPIC_PARTITIONS is %d: if the topics have that many partitions, "
+                "range assignment leaves the extra workers without any (idle, never ready)",
+                count,
+                self.settings.topic_partitions,
+            )
         for index in range(count):
             if self._stop_requested:
                 break
             # Their own session: Ctrl-C reaches the supervisor only, which stops the workers in order.
-            self.workers.append(subprocess.Popen(
-                [sys.executable, "-m", "hub", "run"], env=worker_environment(self.settings, index, self.base_env),
-                start_new_session=True, preexec_fn=orphan_guard()))
-        ports = f"; health and metrics on ports {self.settings.http_port}-{self.settings.http_port + count - 1}" \
-            if self.settings.http_port else ""
+            self.workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "hub", "run"],
+                    env=worker_environment(self.settings, index, self.base_env),
+                    start_new_session=True,
+                    preexec_fn=orphan_guard(),  # only a prctl call, safe between fork and exec
+                )
+            )
+        ports = (
+            f"; health and metrics on ports {self.settings.http_port}-{self.settings.http_port + count - 1}"
+            if self.settings.http_port
+            else ""
+        )
         log.info("started %d workers (pids %s)%s", count, ", ".join(str(w.pid) for w in self.workers), ports)
 
     def _watch(self) -> subprocess.Popen | None:

@@ -18,7 +18,7 @@ from schemas.enums import (
 from schemas.types import EventId, Id, Latitude, Longitude, Notes, Reference, ShortText, SourceName, Timestamp, find_nul
 
 CONTRACT_VERSION = 1
-NUL_CHECKED = "nul_checked"  # validation context flag set by hub.decoding
+NUL_CHECKED = "nul_checked"  # validation context flag set by hub.core.decoding
 
 
 class _Part(BaseModel):
@@ -69,14 +69,17 @@ class InboundEvent(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _supported_version(self) -> "InboundEvent":
+    def _supported_version(self) -> InboundEvent:
         if self.schema_version != CONTRACT_VERSION:
-            raise ValueError(f"schema_version {self.schema_version} is not supported (this hub reads {CONTRACT_VERSION})")
+            raise ValueError(
+                f"schema_version {self.schema_version} is not supported (this hub reads {CONTRACT_VERSION})"
+            )
         return self
 
     @property
     def key(self) -> str:
-        return getattr(self, self.topic_key)
+        value: str = getattr(self, self.topic_key)
+        return value
 
 
 class ShipmentEvent(InboundEvent):
@@ -97,7 +100,7 @@ class ShipmentEvent(InboundEvent):
     attributes: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _exception_needs_details(self) -> "ShipmentEvent":
+    def _exception_needs_details(self) -> ShipmentEvent:
         if self.type is ShipmentEventType.EXCEPTION and self.exception is None:
             raise ValueError("type 'exception' needs an 'exception' object {code, description}")
         return self

@@ -76,7 +76,7 @@ class DeadLetterHeaders(BaseModel):
         return [(f"{self.HEADER_PREFIX}{name}", value.encode()) for name, value in fields.items()]
 
     @classmethod
-    def from_kafka(cls, headers: list[tuple[str, bytes]]) -> "DeadLetterHeaders":
+    def from_kafka(cls, headers: list[tuple[str, bytes]]) -> DeadLetterHeaders:
         found = {k.removeprefix(cls.HEADER_PREFIX): v.decode() for k, v in headers if k.startswith(cls.HEADER_PREFIX)}
         return cls(
             reason=found["reason"],

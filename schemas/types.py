@@ -36,8 +36,12 @@ def _utc_text(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-Timestamp = Annotated[AwareDatetime, BeforeValidator(_require_text), AfterValidator(_plausible),
-                      PlainSerializer(_utc_text, return_type=str, when_used="json")]
+Timestamp = Annotated[
+    AwareDatetime,
+    BeforeValidator(_require_text),
+    AfterValidator(_plausible),
+    PlainSerializer(_utc_text, return_type=str, when_used="json"),
+]
 
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]

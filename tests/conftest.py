@@ -3,7 +3,7 @@
 Each service comes from the first of these that applies (HUB_TEST_BACKEND=external|containers|local forces one):
   external    HUB_TEST_KAFKA (bootstrap servers) / HUB_TEST_DATABASE_URL (a DSN allowed to CREATE DATABASE)
   containers  testcontainers, when a Docker engine answers a ping
-  local       child processes from hub.embedded: Tansu (memory storage) and PostgreSQL 18
+  local       child processes from hub.dev.embedded: Tansu (memory storage) and PostgreSQL 18
 Services start on first use, so tests that need neither start nothing.
 
 Fixtures: kafka_bootstrap, kafka_is_embedded, pg_admin_dsn (session); database_url, hub_settings (per test).
@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from pydantic import SecretStr
 
 from hub.config import Settings
-from hub.databases import scratch_database
+from hub.dev.databases import scratch_database
 
 BACKENDS = ("external", "containers", "local")
 ENV_VARS = {"kafka": "HUB_TEST_KAFKA", "postgres": "HUB_TEST_DATABASE_URL"}
@@ -81,7 +81,7 @@ def _choose_backends() -> dict[str, str]:
     if forced == "containers" and not _docker_answers():
         raise pytest.UsageError("HUB_TEST_BACKEND=containers but no Docker engine answered; use HUB_TEST_BACKEND=local")
     if forced:
-        return {svc: forced for svc in ENV_VARS}
+        return dict.fromkeys(ENV_VARS, forced)
     docker = None  # pinged at most once, and only when an env var is missing
     chosen = {}
     for svc, var in ENV_VARS.items():
@@ -98,7 +98,7 @@ def _docker_answers() -> bool:
         import docker
 
         return bool(docker.from_env(timeout=2).ping())
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever fails, there is no Docker engine to use
         return False
 
 
@@ -115,7 +115,7 @@ def _announce(config: pytest.Config, line: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- session services
-# Local children are started from these sync fixtures, i.e. in the main thread: hub.embedded ties their
+# Local children are started from these sync fixtures, i.e. in the main thread: hub.dev.embedded ties their
 # lifetime to the creating thread (PDEATHSIG), so an interrupted or killed pytest cannot leave them running.
 
 
@@ -127,7 +127,7 @@ def _kafka(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     elif backend == "containers":
         service = _kafka_container(request.addfinalizer)
     else:
-        from hub.embedded import start_broker
+        from hub.dev.embedded import start_broker
 
         broker = start_broker(log_dir=_private_dir(request, "tansu"))
         request.addfinalizer(broker.stop)
@@ -144,7 +144,7 @@ def _postgres(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     elif backend == "containers":
         service = _postgres_container(request.addfinalizer)
     else:
-        from hub.embedded import start_postgres
+        from hub.dev.embedded import start_postgres
 
         pg = start_postgres(_private_dir(request, "postgres") / "data", fast=True)
         request.addfinalizer(pg.stop)

@@ -16,8 +16,8 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from hub import databases
 from hub.config import Settings
+from hub.dev import databases
 from hub.kafka import aiokafka_kwargs
 from hub.migrate import apply_migrations
 from hub.runtime import HubRuntime
@@ -35,19 +35,42 @@ def new_id() -> str:
 
 
 def shipment_event(shipment_id: str, type_: str, minutes: float = 0, **extra: Any) -> dict:
-    return {"event_id": new_id(), "occurred_at": at(minutes), "source": "wms-sh-01", "shipment_id": shipment_id,
-            "customer_id": extra.pop("customer_id", "C-STD"), "type": type_, **extra}
+    return {
+        "event_id": new_id(),
+        "occurred_at": at(minutes),
+        "source": "wms-sh-01",
+        "shipment_id": shipment_id,
+        "customer_id": extra.pop("customer_id", "C-STD"),
+        "type": type_,
+        **extra,
+    }
 
 
 def carrier_update(shipment_id: str, status: str, minutes: float = 0, **extra: Any) -> dict:
-    return {"event_id": new_id(), "occurred_at": at(minutes), "source": "carrier:SF", "carrier_id": "SF",
-            "carrier_tracking_no": f"SF{shipment_id}", "shipment_id": shipment_id, "status": status, **extra}
+    return {
+        "event_id": new_id(),
+        "occurred_at": at(minutes),
+        "source": "carrier:SF",
+        "carrier_id": "SF",
+        "carrier_tracking_no": f"SF{shipment_id}",
+        "shipment_id": shipment_id,
+        "status": status,
+        **extra,
+    }
 
 
 def call_log(customer_id: str, category: str, minutes: float = 0, **extra: Any) -> dict:
-    return {"event_id": new_id(), "occurred_at": at(minutes), "source": "callcentre", "call_id": new_id()[:12],
-            "customer_id": customer_id, "direction": extra.pop("direction", "inbound"),
-            "channel": extra.pop("channel", "phone"), "category": category, **extra}
+    return {
+        "event_id": new_id(),
+        "occurred_at": at(minutes),
+        "source": "callcentre",
+        "call_id": new_id()[:12],
+        "customer_id": customer_id,
+        "direction": extra.pop("direction", "inbound"),
+        "channel": extra.pop("channel", "phone"),
+        "category": category,
+        **extra,
+    }
 
 
 def isolated_settings(kafka_bootstrap: str, kafka_is_embedded: bool, dsn: str, **overrides: Any) -> Settings:
@@ -55,12 +78,23 @@ def isolated_settings(kafka_bootstrap: str, kafka_is_embedded: bool, dsn: str, *
     from pydantic import SecretStr
 
     tag = uuid.uuid4().hex[:6]
-    topics = {name: f"{info.default}.t{tag}" for name, info in Settings.model_fields.items()
-              if name.startswith("topic_") and isinstance(info.default, str)}
-    values = dict(kafka_bootstrap=kafka_bootstrap, database_url=SecretStr(dsn), migrate_database_url=None,
-                  consumer_group=f"hub-test-{tag}", client_id=f"hub-test-{tag}",
-                  kafka_idempotence=not kafka_is_embedded, topic_partitions=3, http_port=0, batch_timeout_ms=20,
-                  **topics)
+    topics = {
+        name: f"{info.default}.t{tag}"
+        for name, info in Settings.model_fields.items()
+        if name.startswith("topic_") and isinstance(info.default, str)
+    }
+    values = dict(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=SecretStr(dsn),
+        migrate_database_url=None,
+        consumer_group=f"hub-test-{tag}",
+        client_id=f"hub-test-{tag}",
+        kafka_idempotence=not kafka_is_embedded,
+        topic_partitions=3,
+        http_port=0,
+        batch_timeout_ms=20,
+        **topics,
+    )
     return Settings(_env_file=None, **{**values, **overrides})
 
 
@@ -71,8 +105,12 @@ def scratch_database(admin_dsn: str):
 
 def start_hub_process(settings: Settings, log_path, *args: str) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process by the caller's cleanup
-    return subprocess.Popen([sys.executable, "-m", "hub", "run", *args], env=settings.child_environment(),
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub", "run", *args],
+        env=settings.child_environment(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def migrated(settings: Settings) -> str:
@@ -137,15 +175,22 @@ async def wait_for_count(dsn: str, sql: str, expected: int, timeout: float = 60,
     await wait_until(enough, timeout, f"{expected} from: {sql}")
 
 
-async def read_topics(settings: Settings, topics: list[str], *, expected: int | None = None,
-                      timeout: float = 30, idle: float = 3.0) -> list:
+async def read_topics(
+    settings: Settings, topics: list[str], *, expected: int | None = None, timeout: float = 30, idle: float = 3.0
+) -> list:
     """Every record on the topics, read by a fresh consumer group from the beginning.
 
     Stops at `expected` records, or after `idle` seconds without a new record.
     """
-    consumer = AIOKafkaConsumer(*topics, group_id=f"reader-{uuid.uuid4().hex[:8]}", auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_partition_fetch_bytes=16 * 1024 * 1024,
-                                fetch_max_bytes=64 * 1024 * 1024, **aiokafka_kwargs(settings))
+    consumer = AIOKafkaConsumer(
+        *topics,
+        group_id=f"reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        **aiokafka_kwargs(settings),
+    )
     await consumer.start()
     records, deadline, last_new = [], time.monotonic() + timeout, time.monotonic()
     try:

@@ -26,8 +26,15 @@ def test_small_preset_writes_every_headline_figure(tmp_path: Path) -> None:
     out = tmp_path / "latest.json"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     try:
-        run = subprocess.run([sys.executable, "-m", "bench", "--small", "--out", str(out)], cwd=REPO_ROOT, env=env,
-                             capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        run = subprocess.run(
+            [sys.executable, "-m", "bench", "--small", "--out", str(out)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"`python -m bench --small` took over {TIMEOUT_S}s; output so far:\n{exc.stdout}\n{exc.stderr}")
     output = run.stdout + run.stderr

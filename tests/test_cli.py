@@ -13,9 +13,16 @@ import pytest
 from typer.testing import CliRunner
 
 from hub.cli import app
-from hub.rules import DEFAULT_RULES_FILE
+from hub.core.rules import DEFAULT_RULES_FILE
 from tests.support import (
-    fetch, fetchval, migrated, publish, read_topics, shipment_event, start_hub_process, wait_for_count,
+    fetch,
+    fetchval,
+    migrated,
+    publish,
+    read_topics,
+    shipment_event,
+    start_hub_process,
+    wait_for_count,
 )
 
 runner = CliRunner()
@@ -27,16 +34,23 @@ def invoke(settings, *args: str):
 
 def hub_subprocess(settings, *args: str) -> subprocess.CompletedProcess:
     """Commands that install signal handlers (run) need a process of their own."""
-    return subprocess.run([sys.executable, "-m", "hub", *args], env=settings.child_environment(), capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "hub", *args],
+        env=settings.child_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.postgres
 async def test_customers_import_upserts_and_reports_bad_rows_without_importing_any(hub_settings, tmp_path):
     dsn = await migrated(hub_settings)
     good = tmp_path / "customers.csv"
-    good.write_text("customer_id,name,tier,language,preferred_channel,email,phone\n"
-                    "C1,Acme,key,en,email,ops@acme.test,+86 138 0013 8000\nC2,Beta,,,,,\n")
+    good.write_text(
+        "customer_id,name,tier,language,preferred_channel,email,phone\n"
+        "C1,Acme,key,en,email,ops@acme.test,+86 138 0013 8000\nC2,Beta,,,,,\n"
+    )
     result = await asyncio.to_thread(invoke, hub_settings, "customers", "import", str(good))
     assert result.exit_code == 0, result.output
     rows = await fetch(dsn, "SELECT customer_id, tier, language, preferred_channel FROM customers ORDER BY 1")
@@ -53,18 +67,22 @@ async def test_publish_validates_every_line_then_publishes_them_keyed(hub_settin
     events = [shipment_event(f"S{i}", "created", i) for i in range(3)]
     feed = tmp_path / "feed.jsonl"
     feed.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
-    result = await asyncio.to_thread(invoke, hub_settings, "publish", "--topic", hub_settings.topic_shipment_events,
-                                     str(feed))
+    result = await asyncio.to_thread(
+        invoke, hub_settings, "publish", "--topic", hub_settings.topic_shipment_events, str(feed)
+    )
     assert result.exit_code == 0, result.output
     records = await read_topics(hub_settings, [hub_settings.topic_shipment_events], expected=3)
     assert sorted((r.key, r.value) for r in records) == sorted(
-        (e["shipment_id"].encode(), orjson.dumps(e)) for e in events)
+        (e["shipment_id"].encode(), orjson.dumps(e)) for e in events
+    )
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(orjson.dumps(events[0]) + b'\n{"event_id": "x", "type": "created"}\nnot json\n')
-    result = await asyncio.to_thread(invoke, hub_settings, "publish", "--topic", hub_settings.topic_shipment_events,
-                                     str(bad))
+    result = await asyncio.to_thread(
+        invoke, hub_settings, "publish", "--topic", hub_settings.topic_shipment_events, str(bad)
+    )
     assert result.exit_code == 1
-    assert "bad.jsonl:2:" in result.output and "bad.jsonl:3: not JSON" in result.output
+    assert "bad.jsonl:2: validation_error:" in result.output
+    assert "bad.jsonl:3: invalid_json: value is not JSON" in result.output
     assert "nothing was published" in result.output
 
 
@@ -72,7 +90,7 @@ async def test_run_refuses_a_bad_rules_file_naming_the_line(hub_settings, tmp_pa
     rules = tmp_path / "rules.yaml"
     text = DEFAULT_RULES_FILE.read_text().replace("severity: P3", "severity: P7")
     rules.write_text(text)
-    line = next(i for i, l in enumerate(text.splitlines(), 1) if "P7" in l)
+    line = next(i for i, row in enumerate(text.splitlines(), 1) if "P7" in row)
     settings = hub_settings.model_copy(update={"rules_file": rules})
     result = await asyncio.to_thread(hub_subprocess, settings, "run")
     assert result.returncode == 1

@@ -26,9 +26,23 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(HUB_DATA_DIR=str(home / "hub-data"), HUB_EMBEDDED_KAFKA_PORT="0", HUB_EMBEDDED_POSTGRES_PORT="0")
     result = subprocess.run(
-        [sys.executable, "-m", "hub", "demo", "--duration", str(DURATION_S), "--rate", str(RATE),
-         "--json", str(summary)],
-        env=env, cwd=home, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "hub",
+            "demo",
+            "--duration",
+            str(DURATION_S),
+            "--rate",
+            str(RATE),
+            "--json",
+            str(summary),
+        ],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     doc = orjson.loads(summary.read_bytes()) if summary.exists() else {}
     return result, doc, home
@@ -39,11 +53,18 @@ def test_demo_exits_cleanly_and_prints_the_summary(demo_run) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     # One line, whatever the terminal width: pasted, it must export both variables.
-    assert re.search(r"export HUB_KAFKA_BOOTSTRAP=127\.0\.0\.1:\d+ HUB_DATABASE_URL=postgresql://\S+/hub\n", out), out
+    export = re.search(r"export HUB_KAFKA_BOOTSTRAP=127\.0\.0\.1:\d+ HUB_DATABASE_URL=postgresql://\S+/hub .*\n", out)
+    assert export and "HUB_KAFKA_IDEMPOTENCE=false" in export.group(), out
     assert "hub alerts watch" in out and "hub tasks list" in out
     assert out.index("hub alerts watch") < out.index("what the hub did")  # told early, not at the end
-    for title in ("events in, per stream", "alerts per queue and severity", "tasks per department",
-                  "customer notifications per kind", "dead letters per reason", "events/s"):
+    for title in (
+        "events in, per stream",
+        "alerts per queue and severity",
+        "tasks per department",
+        "customer notifications per kind",
+        "dead letters per reason",
+        "events/s",
+    ):
         assert title in out
 
 

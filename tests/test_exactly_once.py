@@ -12,7 +12,16 @@ from aiokafka import AIOKafkaProducer
 from hub.kafka import aiokafka_kwargs
 from schemas.outbound import DeadLetterHeaders
 from tests.support import (
-    T0, call_log, carrier_update, fetch, fetchval, publish, publish_raw, read_topics, running_hub, shipment_event,
+    T0,
+    call_log,
+    carrier_update,
+    fetch,
+    fetchval,
+    publish,
+    publish_raw,
+    read_topics,
+    running_hub,
+    shipment_event,
     wait_for_count,
 )
 
@@ -62,8 +71,11 @@ async def test_eta_past_promise_fires_once_in_either_arrival_order(hub_settings,
     created = shipment_event("S3", "created", 0, promised_delivery_at=PROMISE)
     late_eta = carrier_update("S3", "in_transit", 10, eta=LATE_ETA)
     still_late = carrier_update("S3", "arrived_at_hub", 20, eta=(T0 + timedelta(hours=61)).isoformat())
-    first, second = (("shipments", [created]), ("carriers", [late_eta])) if order == "promise_first" \
+    first, second = (
+        (("shipments", [created]), ("carriers", [late_eta]))
+        if order == "promise_first"
         else (("carriers", [late_eta]), ("shipments", [created]))
+    )
     async with running_hub(s):
         dsn = s.database_url.get_secret_value()
         await publish(s, **{first[0]: first[1]})
@@ -84,8 +96,7 @@ async def test_late_event_is_recorded_raises_its_alert_but_never_moves_status_ba
         dsn = s.database_url.get_secret_value()
         await publish(s, shipments=[shipment_event("S4", "created", 0), shipment_event("S4", "delivered", 60)])
         await wait_for_count(dsn, "SELECT count(*) FROM inbox", 2)
-        await publish(s, carriers=[carrier_update("S4", "exception", 30, exception_code="damaged",
-                                                  eta=LATE_ETA)])
+        await publish(s, carriers=[carrier_update("S4", "exception", 30, exception_code="damaged", eta=LATE_ETA)])
         await wait_for_count(dsn, "SELECT count(*) FROM inbox", 3)
     sheet = (await fetch(dsn, "SELECT status, eta FROM shipments WHERE shipment_id = 'S4'"))[0]
     assert sheet["status"] == "delivered"
@@ -93,8 +104,9 @@ async def test_late_event_is_recorded_raises_its_alert_but_never_moves_status_ba
     assert await fetchval(dsn, "SELECT count(*) FROM coordination_tasks WHERE kind = 'damage'") == 1
 
 
-@pytest.mark.parametrize(("gap_hours", "direction", "fires"), [
-    (3, "inbound", True), (25, "inbound", False), (3, "outbound", False)])
+@pytest.mark.parametrize(
+    ("gap_hours", "direction", "fires"), [(3, "inbound", True), (25, "inbound", False), (3, "outbound", False)]
+)
 async def test_repeat_contact_within_the_window(hub_settings, gap_hours, direction, fires):
     s = hub_settings
     first = call_log("C-STD", "query", 0, shipment_id="S5")
@@ -124,8 +136,14 @@ HOSTILE = {
     "version_2": orjson.dumps({**shipment_event("SX", "created"), "schema_version": 2}),
     "oversized": orjson.dumps({**shipment_event("SX", "created"), "attributes": {"blob": "x" * (1024 * 1024)}}),
 }
-REASONS = {"undecodable": "undecodable", "invalid_json": "invalid_json", "nan": "invalid_json",
-           "json_array": "validation_error", "version_2": "unsupported_version", "oversized": "oversized"}
+REASONS = {
+    "undecodable": "undecodable",
+    "invalid_json": "invalid_json",
+    "nan": "invalid_json",
+    "json_array": "validation_error",
+    "version_2": "unsupported_version",
+    "oversized": "oversized",
+}
 
 
 async def test_hostile_payloads_are_dead_lettered_byte_for_byte_and_the_stream_goes_on(hub_settings):
@@ -175,8 +193,12 @@ async def test_binary_header_values_neither_stop_the_batch_nor_get_lost(hub_sett
         producer = AIOKafkaProducer(**aiokafka_kwargs(s))
         await producer.start()
         try:
-            for key, value, headers in [(b"S20", orjson.dumps(before), []), (b"S21", orjson.dumps(tagged), binary),
-                                        (b"S21", bad, binary), (b"S22", orjson.dumps(after), [])]:
+            for key, value, headers in [
+                (b"S20", orjson.dumps(before), []),
+                (b"S21", orjson.dumps(tagged), binary),
+                (b"S21", bad, binary),
+                (b"S22", orjson.dumps(after), []),
+            ]:
                 await producer.send(s.topic_shipment_events, value, key=key, headers=headers)
             await producer.flush()
         finally:

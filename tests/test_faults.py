@@ -14,10 +14,17 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from hub.routing import stable_id
+from hub.core.ids import stable_id
 from tests.reliability.faultproxy import FaultProxy
 from tests.support import (
-    carrier_update, fetchval, migrated, publish, read_topics, running_hub, shipment_event, start_hub_process,
+    carrier_update,
+    fetchval,
+    migrated,
+    publish,
+    read_topics,
+    running_hub,
+    shipment_event,
+    start_hub_process,
     wait_for_count,
 )
 
@@ -45,10 +52,14 @@ async def check_books(settings, n: int, expected_alerts: dict[str, str]) -> dict
     assert await fetchval(dsn, "SELECT count(*) FROM inbox") == n, "lost or extra events"
     assert await fetchval(dsn, "SELECT count(*) FROM dead_letters") == 0, "a transient fault was dead-lettered"
     # Carrier updates of unknown shipments notify nobody (no customer yet): half the events notify.
-    for table, column, rows in (("shipment_events", "event_id", n), ("coordination_tasks", "source_event_id", n),
-                                ("customer_notifications", "source_event_id", (n + 1) // 2)):
-        doubled = await fetchval(dsn, f"SELECT count(*) FROM (SELECT {column} FROM {table} GROUP BY {column} "
-                                      f"HAVING count(*) > 1) d")
+    for table, column, rows in (
+        ("shipment_events", "event_id", n),
+        ("coordination_tasks", "source_event_id", n),
+        ("customer_notifications", "source_event_id", (n + 1) // 2),
+    ):
+        doubled = await fetchval(
+            dsn, f"SELECT count(*) FROM (SELECT {column} FROM {table} GROUP BY {column} HAVING count(*) > 1) d"
+        )
         assert doubled == 0, f"duplicate effects in {table}"
         assert await fetchval(dsn, f"SELECT count(DISTINCT {column}) FROM {table}") == rows, f"missing rows in {table}"
     await wait_for_count(dsn, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL", n, timeout=90)
@@ -91,8 +102,9 @@ async def test_postgres_unreachable_for_15s_then_back(hub_settings):
     target = urlsplit(dsn)
     proxy = await FaultProxy(target.hostname, target.port).start()
     via_proxy = urlunsplit(target._replace(netloc=f"{target.username}@127.0.0.1:{proxy.port}"))
-    s = hub_settings.model_copy(update={"database_url": SecretStr(via_proxy), "batch_max_records": 200,
-                                        "retry_backoff_max_s": 2.0})
+    s = hub_settings.model_copy(
+        update={"database_url": SecretStr(via_proxy), "batch_max_records": 200, "retry_backoff_max_s": 2.0}
+    )
     n = 3000
     shipments, carriers, expected = workload(n, "O")
     try:

@@ -1,4 +1,4 @@
-"""The test harness itself: real broker, real Postgres, and hub.embedded's process handling."""
+"""The test harness itself: real broker, real Postgres, and hub.dev.embedded's process handling."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from hub.config import Settings
-from hub.embedded import PG_SYSTEM_USER, EmbeddedStartError, PortInUseError, start_broker, start_postgres
+from hub.dev.embedded import PG_SYSTEM_USER, EmbeddedStartError, PortInUseError, start_broker, start_postgres
 
 RECEIVE_TIMEOUT_S = 30  # Tansu's consumer-group join alone takes ~5 s
 
@@ -109,7 +109,7 @@ def test_hub_settings_are_isolated(hub_settings: Settings, kafka_is_embedded: bo
     assert hub_settings.database_url is not None and "/hub_test_" in hub_settings.database_url.get_secret_value()
 
 
-# ----------------------------------------------------------------------------------- hub.embedded
+# ----------------------------------------------------------------------------------- hub.dev.embedded
 
 
 def test_broker_on_a_busy_port_raises_port_in_use() -> None:
@@ -173,7 +173,7 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from hub.embedded import start_broker, start_postgres
+        from hub.dev.embedded import start_broker, start_postgres
         broker = start_broker()
         pg = start_postgres(Path({str(tmp_path / "pg")!r}), fast=True)
         print(broker.pid, pg.pid, flush=True)

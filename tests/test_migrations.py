@@ -13,15 +13,27 @@ from hub.migrate import MIGRATIONS_DIR, MigrationError, apply_migrations, discov
 
 pytestmark = pytest.mark.postgres
 
-CONTRACT_TABLES = {"customers", "shipments", "shipment_events", "call_logs", "coordination_tasks",
-                   "customer_notifications", "inbox", "outbox", "dead_letters", "schema_migrations"}
+CONTRACT_TABLES = {
+    "customers",
+    "shipments",
+    "shipment_events",
+    "call_logs",
+    "coordination_tasks",
+    "customer_notifications",
+    "inbox",
+    "outbox",
+    "dead_letters",
+    "schema_migrations",
+}
 
 
 async def schema_of(dsn: str) -> list[tuple]:
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch("SELECT table_name, column_name, data_type FROM information_schema.columns "
-                                "WHERE table_schema = 'public' ORDER BY 1, 2")
+        rows = await conn.fetch(
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' ORDER BY 1, 2"
+        )
         return [tuple(r) for r in rows]
     finally:
         await conn.close()
@@ -50,8 +62,10 @@ async def test_running_twice_changes_nothing(database_url):
 def test_two_processes_at_once_leave_one_consistent_schema(database_url):
     env_cmd = [sys.executable, "-m", "hub", "migrate"]
     env = {"HUB_DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
-    procs = [subprocess.Popen(env_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(env_cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        for _ in range(2)
+    ]
     outputs = [p.communicate(timeout=60)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert sorted(o.startswith("applied ") for o in outputs) == [False, True], outputs

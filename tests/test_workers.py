@@ -41,7 +41,9 @@ def test_invalid_settings_name_the_variable_instead_of_a_traceback():
     assert "invalid settings: HUB_HTTP_PORT 65535 + HUB_WORKERS 2 - 1 is above 65535" in result.output
     assert "Traceback" not in result.output
     result = CliRunner().invoke(app, ["run"], env={"HUB_BATCH_MAX_RECORDS": "0"})
-    assert result.exit_code == 1 and "HUB_BATCH_MAX_RECORDS: Input should be greater than or equal to 1" in result.output
+    assert (
+        result.exit_code == 1 and "HUB_BATCH_MAX_RECORDS: Input should be greater than or equal to 1" in result.output
+    )
 
 
 def test_metrics_stay_off_for_every_worker_when_turned_off():
@@ -52,8 +54,9 @@ def test_metrics_stay_off_for_every_worker_when_turned_off():
 def _start(settings: Settings, log_path) -> subprocess.Popen:
     env = {**settings.child_environment(), "HUB_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen([sys.executable, "-m", "hub", "run", "--workers", "2"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub", "run", "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 def _workers_of(proc: subprocess.Popen, timeout: float = 30) -> list[psutil.Process]:
@@ -93,8 +96,11 @@ async def test_two_workers_share_the_partitions_and_store_each_event_once(hub_se
         n = 800
         await publish(s, shipments=[_damage(i, "W") for i in range(n)])
         await wait_for_count(dsn, "SELECT count(*) FROM inbox", probes + n, timeout=120)
-        doubled = await fetchval(dsn, "SELECT count(*) FROM (SELECT source_event_id FROM coordination_tasks "
-                                      "GROUP BY source_event_id HAVING count(*) > 1) d")
+        doubled = await fetchval(
+            dsn,
+            "SELECT count(*) FROM (SELECT source_event_id FROM coordination_tasks "
+            "GROUP BY source_event_id HAVING count(*) > 1) d",
+        )
         assert doubled == 0
         assert await fetchval(dsn, "SELECT count(DISTINCT source_event_id) FROM coordination_tasks") == probes + n
         assert _batch_pids(log_path) == {w.pid for w in workers}
@@ -103,8 +109,9 @@ async def test_two_workers_share_the_partitions_and_store_each_event_once(hub_se
         # Already gone, not merely dying: the supervisor waited for each (PDEATHSIG alone would leave
         # them finishing their batch after it exited).
         assert not [w for w in workers if _alive(w)], "the supervisor exited before its workers"
-        assert all(f"{w.pid} INFO    hub: hub stopped" in log_path.read_text() for w in workers), \
+        assert all(f"{w.pid} INFO    hub: hub stopped" in log_path.read_text() for w in workers), (
             "every worker should have stopped gracefully"
+        )
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
+import sys
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 from rich.console import Console
 
 from hub.config import Settings
@@ -33,26 +37,72 @@ def settings(**overrides: Any) -> Settings:
         fail("invalid settings: " + "; ".join(_problem(e) for e in exc.errors(include_url=False, include_input=False)))
 
 
-def _problem(error: dict) -> str:
+def _problem(error: ErrorDetails) -> str:
     name = "_".join(str(part) for part in error["loc"])
     message = error["msg"].removeprefix("Value error, ")
     return f"HUB_{name.upper()}: {message}" if name else message
 
 
 def database_url(s: Settings, *, for_migrations: bool = False) -> str:
-    url = (s.migrate_database_url if for_migrations and s.migrate_database_url else s.database_url)
+    url = s.migrate_database_url if for_migrations and s.migrate_database_url else s.database_url
     if url is None:
-        fail("HUB_DATABASE_URL is not set. Point it at Postgres (postgresql://user@host:5432/db), "
-             "or start the embedded runtime with `hub run` and use the address it prints.")
+        fail(
+            "HUB_DATABASE_URL is not set. Point it at Postgres (postgresql://user@host:5432/db), "
+            "or start the embedded runtime with `hub run` and use the address it prints."
+        )
     return url.get_secret_value()
 
 
 def kafka_bootstrap(s: Settings) -> str:
     if not s.kafka_bootstrap:
-        fail("HUB_KAFKA_BOOTSTRAP is not set. Point it at Kafka (host:9092), "
-             "or start the embedded runtime with `hub run` and use the address it prints.")
+        fail(
+            "HUB_KAFKA_BOOTSTRAP is not set. Point it at Kafka (host:9092), "
+            "or start the embedded runtime with `hub run` and use the address it prints."
+        )
     return s.kafka_bootstrap
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:
     return asyncio.run(coro)
+
+
+def hub_command() -> str:
+    """How to call this hub from another terminal in this folder: `hub` is seldom on its PATH."""
+    script = Path(sys.executable).parent / "hub"
+    if not script.exists():
+        return f"{sys.executable} -m hub"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def second_terminal_environment(s: Settings, embedded_db: bool) -> str:
+    """The `export` line that makes a second terminal's `hub` talk to the same servers.
+
+    Every setting that differs from its default, so topics, group and the embedded broker's
+    HUB_KAFKA_IDEMPOTENCE=false come along; secrets only when they belong to the embedded database.
+    """
+    defaults = Settings.model_construct().as_environment()
+    pairs = []
+    for name, value in s.as_environment().items():
+        field = name.removeprefix("HUB_").lower()
+        secret = isinstance(getattr(s, field), SecretStr)
+        if field in _LOCAL_ONLY or (secret and not (embedded_db and field == "database_url")):
+            continue
+        if value != defaults.get(name):
+            pairs.append(f"{name}={shlex.quote(value)}")
+    return "export " + " ".join(pairs)
+
+
+# Settings of this process alone, which a second terminal's commands must not copy.
+_LOCAL_ONLY = {"workers", "http_port", "http_host", "data_dir", "embedded_kafka_port", "embedded_postgres_port"}
+
+
+def print_second_terminal_hint(s: Settings, embedded_db: bool, commands: list[tuple[str, str]]) -> None:
+    """What to paste into a second terminal, then what to run there (no line wrapped: it must paste whole)."""
+    hub = hub_command()
+    lines = ["from a second terminal, in this folder:", f"  [bold]{second_terminal_environment(s, embedded_db)}[/]"]
+    width = max(len(f"{hub} {c}") for c, _ in commands)
+    lines += [f"  [bold]{f'{hub} {c}':<{width}}[/]   {what}" for c, what in commands]
+    console.print("\n".join(lines), soft_wrap=True, highlight=False)

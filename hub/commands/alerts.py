@@ -6,7 +6,6 @@ import io
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 
 import asyncpg
@@ -17,9 +16,12 @@ from rich.table import Table
 from rich.text import Text
 
 from hub.commands._common import console, database_url, fail, kafka_bootstrap, run, settings
-from hub.commands.tasks import duration, severity_text, short_when, when
+from hub.commands._views import duration, severity_text, short_when, when
 from hub.config import Settings
-from hub.ops import AlertBoard, AlertStream, OpsError, OverdueCount, database, overdue_by_department
+from hub.core.topics import Queue, parse_queue
+from hub.ops.alert_stream import AlertBoard, AlertStream
+from hub.ops.db import OpsError, database
+from hub.ops.tasks import OverdueCount, overdue_by_department
 from schemas.enums import Severity
 
 NAME = "alerts"
@@ -30,10 +32,15 @@ POLL_S = 0.5
 NEWEST_KEPT = 20
 
 
-class Queue(StrEnum):
-    EXCEPTIONS = "exceptions"
-    URGENT_ORDERS = "urgent-orders"
-    COMPLAINTS = "complaints"
+def _queue_option(text: str | None) -> Queue | None:
+    if text is None:
+        return None
+    try:
+        return parse_queue(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is no handler queue; use one of {', '.join(q.value for q in Queue)}"
+        ) from None
 
 
 @dataclass
@@ -71,8 +78,14 @@ def _newest_table(screen: Screen) -> Table:
     for seen in screen.board.newest:
         a = seen.alert
         style = "bold red" if a.due_at < screen.at else ""
-        table.add_row(short_when(a.created_at), severity_text(a.severity.value), seen.queue, a.summary,
-                      Text(short_when(a.due_at), style=style), style="dim" if a.severity is Severity.P4 else None)
+        table.add_row(
+            short_when(a.created_at),
+            severity_text(a.severity.value),
+            seen.queue,
+            a.summary,
+            Text(short_when(a.due_at), style=style),
+            style="dim" if a.severity is Severity.P4 else None,
+        )
     return table
 
 
@@ -84,8 +97,11 @@ def _overdue_table(screen: Screen) -> RenderableType:
     table.add_column("tasks", justify="right", style="bold red")
     table.add_column("oldest due", no_wrap=True)
     for row in screen.overdue:
-        table.add_row(row.department, str(row.tasks),
-                      f"{short_when(row.oldest_due_at)} ({duration(screen.at - row.oldest_due_at)} overdue)")
+        table.add_row(
+            row.department,
+            str(row.tasks),
+            f"{short_when(row.oldest_due_at)} ({duration(screen.at - row.oldest_due_at)} overdue)",
+        )
     return table
 
 
@@ -93,8 +109,10 @@ def render(screen: Screen) -> Group:
     board = screen.board
     filters = [f"queue {board.queue}" if board.queue else "", f"severity {board.severity}" if board.severity else ""]
     shown = ", ".join(f for f in filters if f)
-    header = Text(f"hub alerts at {when(screen.at)} UTC: {board.total} distinct alert(s)"
-                  + (f" ({shown})" if shown else ""), style="bold")
+    header = Text(
+        f"hub alerts at {when(screen.at)} UTC: {board.total} distinct alert(s)" + (f" ({shown})" if shown else ""),
+        style="bold",
+    )
     parts: list[RenderableType] = [header, _counts_table(screen)]
     parts.append(_newest_table(screen) if board.newest else Text("no alerts yet", style="dim"))
     parts.append(_overdue_table(screen))
@@ -114,8 +132,10 @@ def export_text(renderable: RenderableType, path: Path, width: int) -> None:
 def _stream_notes(stream: AlertStream, once: bool) -> list[str]:
     notes = []
     if stream.missing_topics:
-        notes.append(f"topic(s) {', '.join(stream.missing_topics)} do not exist yet: has the hub run against "
-                     "this broker? (check HUB_TOPIC_* and HUB_KAFKA_BOOTSTRAP)")
+        notes.append(
+            f"topic(s) {', '.join(stream.missing_topics)} do not exist yet: has the hub run against "
+            "this broker? (check HUB_TOPIC_* and HUB_KAFKA_BOOTSTRAP)"
+        )
     if stream.unreadable:
         notes.append(f"{stream.unreadable} record(s) on the alert topics are not alerts and were skipped")
     if once and not stream.from_beginning:
@@ -135,11 +155,15 @@ async def _overdue_or_note(conn: asyncpg.Connection) -> tuple[list[OverdueCount]
     try:
         return await overdue_by_department(conn, datetime.now(UTC)), None
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        return None, f"overdue tasks not refreshed ({type(exc).__name__}); is Postgres up? Restart the watch if it stays"
+        return (
+            None,
+            f"overdue tasks not refreshed ({type(exc).__name__}); is Postgres up? Restart the watch if it stays",
+        )
 
 
-async def _live(stream_settings: Settings, dsn: str, board: AlertBoard, from_beginning: bool,
-                last: list[Screen]) -> None:
+async def _live(
+    stream_settings: Settings, dsn: str, board: AlertBoard, from_beginning: bool, last: list[Screen]
+) -> None:
     """Redraw as alerts arrive until Ctrl-C; `last` keeps the latest frame for --export-text."""
     async with AlertStream(stream_settings, from_beginning) as stream, database(dsn) as conn:
         overdue, asked, db_note = await overdue_by_department(conn, datetime.now(UTC)), time.monotonic(), None
@@ -157,12 +181,19 @@ async def _live(stream_settings: Settings, dsn: str, board: AlertBoard, from_beg
 
 @app.command(name="watch")
 def watch_command(
-    queue: Queue | None = typer.Option(None, "--queue", "-q", help="Only this handler queue"),
+    queue: str | None = typer.Option(
+        None,
+        "--queue",
+        "-q",
+        callback=_queue_option,
+        help="Only this handler queue: exceptions, urgent_orders or complaints",
+    ),
     severity: Severity | None = typer.Option(None, "--severity", "-s", help="Only this severity"),
     once: bool = typer.Option(False, "--once", help="Read what is there, show one snapshot and exit"),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Include alerts already on the topics"),
-    export: Path | None = typer.Option(None, "--export-text", dir_okay=False, metavar="FILE",
-                                       help="Also save the (last) screen as plain text"),
+    export: Path | None = typer.Option(
+        None, "--export-text", dir_okay=False, metavar="FILE", help="Also save the (last) screen as plain text"
+    ),
 ) -> None:
     """Newest alerts with severity colours, counts per queue and severity, and overdue tasks per department.
 
@@ -172,7 +203,7 @@ def watch_command(
     s = settings()
     s = s.model_copy(update={"kafka_bootstrap": kafka_bootstrap(s)})
     dsn = database_url(s)
-    board = AlertBoard(keep=NEWEST_KEPT, queue=queue and queue.value, severity=severity and severity.value)
+    board = AlertBoard(keep=NEWEST_KEPT, queue=queue, severity=severity and severity.value)
     last: list[Screen] = []
     try:
         if once:

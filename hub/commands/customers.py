@@ -4,37 +4,42 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import asyncpg
 import typer
 
-from hub.commands._common import console, database_url, err_console, fail, run, settings
-from hub.customers import import_customers, read_customers
+from hub.commands._common import console, err_console, fail
+from hub.commands._views import with_database
+from hub.ops.customers import DELIMITERS, import_customers, read_customers
 
 NAME = "customers"
 app = typer.Typer(help="The customer register.", no_args_is_help=True)
 
 
 @app.command(name="import")
-def import_(file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV with a header row")) -> None:
+def import_(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV with a header row"),
+    encoding: str | None = typer.Option(
+        None, "--encoding", help="The file's encoding [default: detected: UTF-8 (with or without BOM) or GB18030/GBK]"
+    ),
+    delimiter: str | None = typer.Option(
+        None, "--delimiter", help="The column separator, ',' or ';' [default: detected from the header]"
+    ),
+) -> None:
     """Upsert customers from CSV (columns: customer_id, name, tier, language, preferred_channel, email, phone).
 
     All rows or none: a malformed row is reported with its line number and nothing is imported.
     """
-    customers, errors = read_customers(file)
-    if errors:
-        for error in errors[:50]:
+    if delimiter is not None and delimiter not in DELIMITERS:
+        fail(f"--delimiter {delimiter!r}: use ',' or ';'")
+    read = read_customers(file, encoding, delimiter)
+    if read.errors:
+        for error in read.errors[:50]:
             err_console.print(f"{file}:{error.line}: {error.message}")
-        more = " (first 50 shown)" if len(errors) > 50 else ""
-        fail(f"{len(errors)} malformed row(s){more}; nothing was imported. Fix them and run again.")
-    if not customers:
+        more = " (first 50 shown)" if len(read.errors) > 50 else ""
+        fail(f"{len(read.errors)} problem(s){more}; nothing was imported. Fix them and run again.")
+    if not read.customers:
         fail(f"{file} has no customer rows")
-    dsn = database_url(settings())
-
-    async def go() -> int:
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await import_customers(conn, customers)
-        finally:
-            await conn.close()
-
-    console.print(f"imported {run(go())} customers from {file}")
+    counts = with_database(lambda conn: import_customers(conn, read.customers))
+    console.print(
+        f"imported {len(read.customers)} customers from {file} ({read.encoding}, {read.delimiter!r}-separated): "
+        f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged"
+    )

@@ -28,17 +28,12 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from hub.commands._common import console, fail, settings
+from hub.commands._common import console, fail, print_second_terminal_hint, settings
 from hub.commands.run import embedded_services
 from hub.commands.simulate import TrafficReport, publish_traffic, topic_of
 from hub.config import Settings
-from hub.customers import import_customers
-from hub.kafka import aiokafka_kwargs, ensure_topics
-from hub.logs import configure_logging
-from hub.migrate import apply_migrations
-from hub.runtime import HubRuntime, SchemaNotReady, topics_of
-from hub.store import BatchOutcome
-from hub.simulator import (
+from hub.core.outcome import BatchOutcome
+from hub.dev.simulator import (
     DUPLICATE,
     ETA_SLIP,
     EXCEPTION,
@@ -50,6 +45,12 @@ from hub.simulator import (
     customers,
     generate,
 )
+from hub.kafka import KafkaSetupError, aiokafka_kwargs, caught_up, ensure_topics, fetched_high_watermarks
+from hub.logs import configure_logging
+from hub.migrate import apply_migrations
+from hub.ops.customers import import_customers
+from hub.runtime import HubRuntime, StartupError
+from hub.store.queries import OUTBOX_BACKLOG
 from producers.feeds import DeliveryError
 from schemas.outbound import Alert, DeadLetterHeaders
 
@@ -57,7 +58,6 @@ PROGRESS_EVERY_S = 5.0
 SEVERITIES = ("P1", "P2", "P3", "P4")
 
 DB_CLOCK = "SELECT clock_timestamp()"
-OUTBOX_UNSENT = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
 EVENTS_BY_TOPIC = "SELECT topic, count(*) AS n FROM shipment_events WHERE recorded_at >= $1 GROUP BY topic"
 CALLS_STORED = "SELECT count(*) FROM call_logs WHERE recorded_at >= $1"
 TASKS_BY_DEPARTMENT = """
@@ -125,8 +125,9 @@ def register(app: typer.Typer) -> None:
         duration: float = typer.Option(60.0, "--duration", min=1.0, help="Seconds of simulated traffic"),
         rate: float = typer.Option(200.0, "--rate", min=1.0, help="Messages per second"),
         seed: int = typer.Option(7, "--seed", help="Seed of the simulated traffic and customers"),
-        json_file: Path | None = typer.Option(None, "--json", dir_okay=False,
-                                              help="Also write the summary (and its cross-checks) as JSON"),
+        json_file: Path | None = typer.Option(
+            None, "--json", dir_okay=False, help="Also write the summary (and its cross-checks) as JSON"
+        ),
     ) -> None:
         """See the hub work: embedded broker and Postgres, simulated traffic, a summary, then a clean stop.
 
@@ -137,8 +138,10 @@ def register(app: typer.Typer) -> None:
         # The hub logs a line per batch; in a demo that would bury the story. HUB_LOG_LEVEL still wins.
         configure_logging(s.log_level if "log_level" in s.model_fields_set else "WARNING", s.log_format)
         if s.kafka_bootstrap or s.database_url:
-            console.print("[yellow]note:[/] the demo brings its own broker and Postgres; "
-                          "HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL are ignored")
+            console.print(
+                "[yellow]note:[/] the demo brings its own broker and Postgres; "
+                "HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL are ignored"
+            )
         s = s.model_copy(update={"kafka_bootstrap": None, "database_url": None, "migrate_database_url": None})
         with embedded_services(s) as s:
             _print_watch_hint(s)
@@ -147,38 +150,39 @@ def register(app: typer.Typer) -> None:
         if json_file is not None:
             json_file.write_bytes(summary.to_json())
             console.print(f"summary written to {json_file}")
-        console.print("stopped the hub, the embedded broker and Postgres "
-                      f"(Postgres data kept in {Path(s.data_dir) / 'postgres'})")
+        console.print(
+            f"stopped the hub, the embedded broker and Postgres (Postgres data kept in {Path(s.data_dir) / 'postgres'})"
+        )
         if not summary.drained:
-            fail("the hub did not finish handling the traffic in time; the numbers above are partial. "
-                 "Try a lower --rate, or look for warnings above.")
+            fail(
+                "the hub did not finish handling the traffic in time; the numbers above are partial. "
+                "Try a lower --rate, or look for warnings above."
+            )
 
 
 def _print_watch_hint(s: Settings) -> None:
-    # soft_wrap: a line break inside the export command would leave half of it unexported when pasted.
-    console.print("to watch it live, in a second terminal:\n"
-                  f"  [bold]export HUB_KAFKA_BOOTSTRAP={s.kafka_bootstrap} "
-                  f"HUB_DATABASE_URL={s.database_url.get_secret_value()}[/]\n"
-                  "  [bold]hub alerts watch[/]     (alerts as they are published)\n"
-                  "  [bold]hub tasks list[/]       (the coordination tasks raised so far)\n"
-                  "both servers stop when the demo ends", soft_wrap=True)
+    print_second_terminal_hint(
+        s,
+        True,
+        [("alerts watch", "alerts as they are published"), ("tasks list", "the coordination tasks raised so far")],
+    )
+    console.print("(both servers stop when the demo ends)")
 
 
 def _run(s: Settings, seed: int, rate: float, duration: float) -> DemoSummary:
     try:
-        applied = asyncio.run(apply_migrations(s.database_url.get_secret_value()))
+        applied = asyncio.run(apply_migrations(s.dsn))
         if applied:
             console.print(f"migrated the embedded database: {', '.join(applied)}")
         return asyncio.run(run_demo(s, seed, rate, duration))
     except KeyboardInterrupt:
         fail("interrupted; everything the demo started has been stopped", code=130)
-    except SchemaNotReady as exc:
+    except (StartupError, KafkaSetupError) as exc:
         fail(str(exc))
     except DeliveryError as exc:
         fail(f"the embedded broker refused traffic ({exc}); look at {Path(s.data_dir) / 'logs' / 'tansu.log'}")
     except (OSError, KafkaError, asyncpg.PostgresError) as exc:
-        fail(f"the embedded services stopped answering ({type(exc).__name__}: {exc}); "
-             f"see the logs in {s.data_dir}")
+        fail(f"the embedded services stopped answering ({type(exc).__name__}: {exc}); see the logs in {s.data_dir}")
 
 
 # ------------------------------------------------------------------------------- the run
@@ -186,15 +190,16 @@ def _run(s: Settings, seed: int, rate: float, duration: float) -> DemoSummary:
 
 async def run_demo(s: Settings, seed: int, rate: float, duration: float) -> DemoSummary:
     """Import customers, run the hub and the simulator, wait for the hub to drain, count."""
-    conn = await asyncpg.connect(s.database_url.get_secret_value())
+    conn = await asyncpg.connect(s.dsn)
     try:
         since = await conn.fetchval(DB_CLOCK)
         register = customers(seed)
         await import_customers(conn, register)
-        console.print(f"imported {len(register)} customers "
-                      f"({sum(c.tier.value == 'key' for c in register)} key accounts)")
+        console.print(
+            f"imported {len(register)} customers ({sum(c.tier.value == 'key' for c in register)} key accounts)"
+        )
         await ensure_topics(s)
-        watched = [*s.inbound_topics, *s.alert_topics, s.topic_dead_letter]
+        watched = [*s.inbound_topics, *s.alert_topics, s.dead_letter_topic]
         start_offsets = await _current_ends(s, watched)
         traffic_start = datetime.now(UTC).replace(microsecond=0)
         busy = _Busy()
@@ -202,7 +207,7 @@ async def run_demo(s: Settings, seed: int, rate: float, duration: float) -> Demo
             feed = await _feed_and_drain(s, runtime, conn, seed, rate, duration, traffic_start)
             stored = await _stored_counts(conn, since, s.topic_call_logs)
             on_topics = await _topic_counts(s, start_offsets, since)
-            unsent = await conn.fetchval(OUTBOX_UNSENT)
+            unsent = await conn.fetchval(OUTBOX_BACKLOG)
         return _summary(s, seed, traffic_start, feed, runtime, busy, stored, on_topics, unsent)
     finally:
         await conn.close()
@@ -217,8 +222,15 @@ class _Feed:
     drained: bool
 
 
-async def _feed_and_drain(s: Settings, runtime: HubRuntime, conn: asyncpg.Connection, seed: int, rate: float,
-                          duration: float, traffic_start: datetime) -> _Feed:
+async def _feed_and_drain(
+    s: Settings,
+    runtime: HubRuntime,
+    conn: asyncpg.Connection,
+    seed: int,
+    rate: float,
+    duration: float,
+    traffic_start: datetime,
+) -> _Feed:
     total = round(rate * duration)
     console.print(f"sending {total:,} messages at {rate:g}/s for {duration:g}s (seed {seed}) ...")
     report = TrafficReport()
@@ -228,24 +240,28 @@ async def _feed_and_drain(s: Settings, runtime: HubRuntime, conn: asyncpg.Connec
         await asyncio.wait({sender}, timeout=PROGRESS_EVERY_S)
         _progress(time.monotonic() - began, report, total, runtime)
     await sender  # raises DeliveryError if the broker refused a record
-    console.print("all sent; waiting for the hub to handle the last messages and publish their alerts ...",
-                  soft_wrap=True)
+    console.print(
+        "all sent; waiting for the hub to handle the last messages and publish their alerts ...", soft_wrap=True
+    )
     drained = await _wait_drained(runtime, conn, report.total, timeout_s=max(60.0, duration))
     return _Feed(rate, duration, report, time.monotonic() - began, drained)
 
 
 def _progress(elapsed: float, report: TrafficReport, total: int, runtime: HubRuntime) -> None:
     t = runtime.totals
-    console.print(f"  {elapsed:5.0f}s  sent {report.total:>8,} / {total:,}   hub: {t.records:,} handled, "
-                  f"{sum(t.alerts.values()):,} alerts, {t.tasks:,} tasks, {t.notifications:,} notifications, "
-                  f"{sum(t.dead_lettered.values()):,} dead letters", soft_wrap=True)
+    console.print(
+        f"  {elapsed:5.0f}s  sent {report.total:>8,} / {total:,}   hub: {t.records:,} handled, "
+        f"{sum(t.alerts.values()):,} alerts, {t.tasks:,} tasks, {t.notifications:,} notifications, "
+        f"{sum(t.dead_lettered.values()):,} dead letters",
+        soft_wrap=True,
+    )
 
 
 async def _wait_drained(runtime: HubRuntime, conn: asyncpg.Connection, expected: int, timeout_s: float) -> bool:
     """Every published record handled (consumer caught up) and every alert and dead letter relayed."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if runtime.totals.records >= expected and await conn.fetchval(OUTBOX_UNSENT) == 0:
+        if runtime.totals.records >= expected and await conn.fetchval(OUTBOX_BACKLOG) == 0:
             return True
         await asyncio.sleep(0.2)
     return False
@@ -270,8 +286,12 @@ async def _stored_counts(conn: asyncpg.Connection, since: datetime, call_logs_to
 
     events = await grouped(EVENTS_BY_TOPIC)
     events[call_logs_topic] = await conn.fetchval(CALLS_STORED, since)
-    return _Stored(events, await grouped(TASKS_BY_DEPARTMENT), await grouped(NOTIFICATIONS_BY_KIND),
-                   await grouped(DEAD_LETTERS_BY_REASON))
+    return _Stored(
+        events,
+        await grouped(TASKS_BY_DEPARTMENT),
+        await grouped(NOTIFICATIONS_BY_KIND),
+        await grouped(DEAD_LETTERS_BY_REASON),
+    )
 
 
 @dataclass
@@ -288,29 +308,15 @@ async def _current_ends(s: Settings, topics: list[str]) -> dict[TopicPartition, 
         partitions = _partitions(consumer, topics)
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        return await _high_watermarks(consumer, partitions)
+        return await fetched_high_watermarks(consumer, partitions)
     finally:
         await consumer.stop()
 
 
-async def _high_watermarks(consumer: AIOKafkaConsumer, partitions: list[TopicPartition],
-                           timeout_s: float = 30.0) -> dict[TopicPartition, int]:
-    """Each partition's end as the fetch responses report it.
-
-    Not `end_offsets()`: Tansu 0.6 answers ListOffsets(latest) with a wrong offset once a partition
-    holds a batch of several records, while its fetch responses carry the right high watermark.
-    """
-    deadline = time.monotonic() + timeout_s
-    while any(consumer.highwater(tp) is None for tp in partitions):
-        if time.monotonic() > deadline:
-            raise KafkaError(f"no fetch response for some partitions within {timeout_s:.0f} s")
-        await consumer.getmany(*partitions, timeout_ms=200, max_records=1)
-    return {tp: consumer.highwater(tp) for tp in partitions}
-
-
 async def _reader(s: Settings) -> AIOKafkaConsumer:
-    consumer = AIOKafkaConsumer(**aiokafka_kwargs(s), group_id=None, enable_auto_commit=False,
-                                client_id=f"{s.client_id}-demo-reader")
+    consumer = AIOKafkaConsumer(
+        **aiokafka_kwargs(s), group_id=None, enable_auto_commit=False, client_id=f"{s.client_id}-demo-reader"
+    )
     await consumer.start()
     return consumer
 
@@ -331,14 +337,14 @@ async def _topic_counts(s: Settings, starts: dict[TopicPartition, int], since: d
     Called once the hub is drained, so nothing is written meanwhile and the ends stay where they are.
     """
     counts = _TopicCounts(records={tp.topic: 0 for tp in starts})
-    alert_topics, dead_letter = set(s.alert_topics), s.topic_dead_letter
+    alert_topics, dead_letter = set(s.alert_topics), s.dead_letter_topic
     consumer = await _reader(s)
     try:
         consumer.assign(list(starts))
         for tp, offset in starts.items():
             consumer.seek(tp, offset)
         deadline = time.monotonic() + 60
-        while not await _read_to_end(consumer, list(starts)):
+        while not await caught_up(consumer, list(starts)):
             if time.monotonic() > deadline:
                 raise KafkaError("the topics could not be read back within 60 s")
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
@@ -352,14 +358,6 @@ async def _topic_counts(s: Settings, starts: dict[TopicPartition, int], since: d
     finally:
         await consumer.stop()
     return counts
-
-
-async def _read_to_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> bool:
-    for tp in partitions:
-        end = consumer.highwater(tp)
-        if end is None or await consumer.position(tp) < end:
-            return False
-    return True
 
 
 def _count_alert(counts: _TopicCounts, topic: str, value: bytes | None, since: datetime) -> None:
@@ -384,16 +382,28 @@ def _count_dead_letter(counts: _TopicCounts, headers: list | None, since: dateti
 # ------------------------------------------------------------------------------ the summary
 
 
-def _summary(s: Settings, seed: int, traffic_start: datetime, feed: _Feed, runtime: HubRuntime, busy: _Busy,
-             stored: _Stored, on_topics: _TopicCounts, unsent: int) -> DemoSummary:
+def _summary(
+    s: Settings,
+    seed: int,
+    traffic_start: datetime,
+    feed: _Feed,
+    runtime: HubRuntime,
+    busy: _Busy,
+    stored: _Stored,
+    on_topics: _TopicCounts,
+    unsent: int,
+) -> DemoSummary:
     t = runtime.totals
     inbound = [topic_of(s, kind) for kind in KINDS]
-    alert_topic = topics_of(s).alerts
+    alert_topic = {queue.value: topic for queue, topic in s.queues.items()}
     hub_alerts: dict[str, dict[str, int]] = defaultdict(dict)
     for (queue, severity), n in t.alerts.items():
         hub_alerts[alert_topic[queue]][severity] = n
     return DemoSummary(
-        seed=seed, rate=feed.rate, duration_s=feed.duration_s, traffic_start=traffic_start.isoformat(),
+        seed=seed,
+        rate=feed.rate,
+        duration_s=feed.duration_s,
+        traffic_start=traffic_start.isoformat(),
         drained=feed.drained,
         sent={topic_of(s, kind): feed.report.sent[kind] for kind in KINDS},
         sent_special=dict(sorted(feed.report.tags.items())),
@@ -402,19 +412,24 @@ def _summary(s: Settings, seed: int, traffic_start: datetime, feed: _Feed, runti
         duplicates={topic: t.duplicates_by_topic.get(topic, 0) for topic in inbound},
         dead_lettered={topic: t.dead_lettered_by_topic.get(topic, 0) for topic in inbound},
         dead_letters=dict(t.dead_lettered),
-        alerts={topic: {sev: len(ids) for sev, ids in by_severity.items()}
-                for topic, by_severity in on_topics.alerts.items()},
+        alerts={
+            topic: {sev: len(ids) for sev, ids in by_severity.items()}
+            for topic, by_severity in on_topics.alerts.items()
+        },
         tasks_by_department=stored.tasks,
         notifications_by_kind=stored.notifications,
         elapsed_s=round(feed.elapsed_s, 3),
         events_per_second=round(t.records / feed.elapsed_s, 1) if feed.elapsed_s else 0.0,
         busy_s=round(busy.seconds, 3),
         checks=Checks(
-            hub_alerts=dict(hub_alerts), hub_tasks=t.tasks, hub_notifications=t.notifications,
+            hub_alerts=dict(hub_alerts),
+            hub_tasks=t.tasks,
+            hub_notifications=t.notifications,
             postgres_events={topic: stored.events.get(topic, 0) for topic in inbound},
             postgres_dead_letters=stored.dead_letters,
             topic_records={topic: on_topics.records.get(topic, 0) for topic in inbound},
-            topic_dead_letters=dict(on_topics.dead_letters), topic_alert_copies=on_topics.alert_copies,
+            topic_dead_letters=dict(on_topics.dead_letters),
+            topic_alert_copies=on_topics.alert_copies,
             outbox_unsent=unsent,
         ),
     )
@@ -428,18 +443,23 @@ def print_summary(out: Console, s: Settings, summary: DemoSummary) -> None:
     out.print(_count_table("customer notifications per kind", "kind", summary.notifications_by_kind))
     out.print(_count_table("dead letters per reason", "reason", summary.dead_letters))
     out.print(_special_line(summary), soft_wrap=True)
-    out.print(f"[bold]{summary.records_consumed:,}[/] events in {summary.elapsed_s:.1f}s: "
-              f"[bold]{summary.events_per_second:,.0f} events/s[/] end to end (paced by the simulator); "
-              f"the hub was busy {summary.busy_s:.1f}s of it", soft_wrap=True)
+    out.print(
+        f"[bold]{summary.records_consumed:,}[/] events in {summary.elapsed_s:.1f}s: "
+        f"[bold]{summary.events_per_second:,.0f} events/s[/] end to end (paced by the simulator); "
+        f"the hub was busy {summary.busy_s:.1f}s of it",
+        soft_wrap=True,
+    )
 
 
 def _special_line(summary: DemoSummary) -> str:
     tags = summary.sent_special
-    return (f"the traffic held {tags.get(EXCEPTION, 0):,} incidents, {tags.get(ETA_SLIP, 0):,} ETA slips, "
-            f"{tags.get(URGENT, 0):,} urgent shipments and orders, {tags.get(REPEAT_CONTACT, 0):,} repeat contacts, "
-            f"{tags.get(LATE, 0):,} late events, {tags.get(DUPLICATE, 0):,} exact duplicates (the hub skipped "
-            f"{sum(summary.duplicates.values()):,}) and {tags.get(MALFORMED, 0):,} malformed messages (the hub "
-            f"dead-lettered {sum(summary.dead_letters.values()):,})")
+    return (
+        f"the traffic held {tags.get(EXCEPTION, 0):,} incidents, {tags.get(ETA_SLIP, 0):,} ETA slips, "
+        f"{tags.get(URGENT, 0):,} urgent shipments and orders, {tags.get(REPEAT_CONTACT, 0):,} repeat contacts, "
+        f"{tags.get(LATE, 0):,} late events, {tags.get(DUPLICATE, 0):,} exact duplicates (the hub skipped "
+        f"{sum(summary.duplicates.values()):,}) and {tags.get(MALFORMED, 0):,} malformed messages (the hub "
+        f"dead-lettered {sum(summary.dead_letters.values()):,})"
+    )
 
 
 def _events_table(summary: DemoSummary) -> Table:
@@ -447,8 +467,13 @@ def _events_table(summary: DemoSummary) -> Table:
     for name in ("topic", "sent", "stored", "duplicates skipped", "dead-lettered"):
         table.add_column(name, justify="left" if name == "topic" else "right")
     for topic, sent in summary.sent.items():
-        table.add_row(topic, f"{sent:,}", f"{summary.processed.get(topic, 0):,}",
-                      f"{summary.duplicates.get(topic, 0):,}", f"{summary.dead_lettered.get(topic, 0):,}")
+        table.add_row(
+            topic,
+            f"{sent:,}",
+            f"{summary.processed.get(topic, 0):,}",
+            f"{summary.duplicates.get(topic, 0):,}",
+            f"{summary.dead_lettered.get(topic, 0):,}",
+        )
     return table
 
 

@@ -7,22 +7,21 @@ from typing import Any
 
 import orjson
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 from rich.text import Text
 
 from hub.commands._common import console, err_console, fail, kafka_bootstrap, settings
-from hub.commands.tasks import lines, print_json, short_when, when, with_database
+from hub.commands._views import lines, print_json, short_when, when, with_database
 from hub.config import Settings
-from hub.decoding import describe_validation_error
-from hub.ops import DeadLetter, get_dead_letter, list_dead_letters, readable, replay_dead_letter
-from producers.feeds import FEEDS
+from hub.core.decoding import Accepted, check_value
+from hub.ops.dead_letters import DeadLetter, get_dead_letter, list_dead_letters, readable, replay_dead_letter
 from schemas.enums import DeadLetterReason
 from schemas.inbound import InboundEvent
 
 NAME = "dlq"
-app = typer.Typer(help="Dead letters: what the hub could not process, and replaying them once fixed.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Dead letters: what the hub could not process, and replaying them once fixed.", no_args_is_help=True
+)
 
 VALUE_SHOWN_BYTES = 4096  # of the original value on screen; the full bytes stay in Postgres and on the topic
 
@@ -36,10 +35,15 @@ def _key_text(key: bytes | None) -> str | None:
 
 def _summary(letter: DeadLetter) -> dict[str, Any]:
     return {
-        "id": letter.id, "reason": letter.reason, "error_class": letter.error_class, "message": letter.message,
+        "id": letter.id,
+        "reason": letter.reason,
+        "error_class": letter.error_class,
+        "message": letter.message,
         "source": {"topic": letter.source_topic, "partition": letter.source_partition, "offset": letter.source_offset},
-        "key": _key_text(letter.key), "value_size": letter.value_size,
-        "created_at": letter.created_at, "replayed_at": letter.replayed_at,
+        "key": _key_text(letter.key),
+        "value_size": letter.value_size,
+        "created_at": letter.created_at,
+        "replayed_at": letter.replayed_at,
     }
 
 
@@ -47,8 +51,13 @@ def _value_json(letter: DeadLetter) -> dict[str, Any] | None:
     shown = readable(letter.value, VALUE_SHOWN_BYTES)
     if shown is None:
         return None
-    return {"encoding": shown.encoding, "text": shown.text, "shown_bytes": shown.shown_bytes,
-            "total_bytes": shown.total_bytes, "truncated": shown.truncated}
+    return {
+        "encoding": shown.encoding,
+        "text": shown.text,
+        "shown_bytes": shown.shown_bytes,
+        "total_bytes": shown.total_bytes,
+        "truncated": shown.truncated,
+    }
 
 
 def _list_table(letters: list[DeadLetter]) -> Table:
@@ -58,9 +67,12 @@ def _list_table(letters: list[DeadLetter]) -> Table:
     table.add_column("message / id", overflow="fold", min_width=20)
     table.add_column("replayed", no_wrap=True)
     for d in letters:
-        table.add_row(short_when(d.created_at),
-                      lines(Text(d.reason, style="bold"), f"{d.source_topic} {d.source_partition}@{d.source_offset}"),
-                      lines(d.message, d.id), short_when(d.replayed_at) if d.replayed_at else "-")
+        table.add_row(
+            short_when(d.created_at),
+            lines(Text(d.reason, style="bold"), f"{d.source_topic} {d.source_partition}@{d.source_offset}"),
+            lines(d.message, d.id),
+            short_when(d.replayed_at) if d.replayed_at else "-",
+        )
     return table
 
 
@@ -69,9 +81,12 @@ def _details(letter: DeadLetter) -> Table:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")
     for label, value in (
-        ("dead letter", letter.id), ("reason", letter.reason), ("error", f"{letter.error_class}: {letter.message}"),
+        ("dead letter", letter.id),
+        ("reason", letter.reason),
+        ("error", f"{letter.error_class}: {letter.message}"),
         ("source", f"{letter.source_topic} partition {letter.source_partition} offset {letter.source_offset}"),
-        ("key", _key_text(letter.key) or "(none)"), ("created", f"{when(letter.created_at)} UTC"),
+        ("key", _key_text(letter.key) or "(none)"),
+        ("created", f"{when(letter.created_at)} UTC"),
         ("replayed", f"{when(letter.replayed_at)} UTC" if letter.replayed_at else "not yet"),
     ):
         grid.add_row(label, value)
@@ -81,8 +96,14 @@ def _details(letter: DeadLetter) -> Table:
         return grid
     grid.add_row(f"value ({shown.encoding})", Text(shown.text))
     if shown.truncated:
-        grid.add_row("", Text(f"(first {shown.shown_bytes:,} of {shown.total_bytes:,} bytes shown; the full value "
-                              "is in the dead_letters table and on the dead-letter topic)", style="yellow"))
+        grid.add_row(
+            "",
+            Text(
+                f"(first {shown.shown_bytes:,} of {shown.total_bytes:,} bytes shown; the full value "
+                "is in the dead_letters table and on the dead-letter topic)",
+                style="yellow",
+            ),
+        )
     return grid
 
 
@@ -120,13 +141,11 @@ def show_command(
 
 
 def _model_for(s: Settings, topic: str) -> type[InboundEvent] | None:
-    for feed in FEEDS:
-        if getattr(s, feed.topic_setting) == topic:
-            return feed.model
-    return None
+    stream = s.streams.get(topic)
+    return stream.model if stream else None
 
 
-def _fixed_value(path: Path, model: type[InboundEvent] | None) -> tuple[bytes, InboundEvent | None]:
+def _fixed_value(path: Path, model: type[InboundEvent] | None, max_bytes: int) -> tuple[bytes, InboundEvent | None]:
     """The fixed event as compact JSON, checked against the source topic's contract before anything is sent."""
     try:
         document = orjson.loads(path.read_bytes())
@@ -134,14 +153,16 @@ def _fixed_value(path: Path, model: type[InboundEvent] | None) -> tuple[bytes, I
         fail(f"{path} is not JSON ({exc}); fix it and run again; nothing was published")
     if not isinstance(document, dict):
         fail(f"{path} must hold one JSON object (the fixed event); nothing was published")
+    value = orjson.dumps(document)
     if model is None:
-        return orjson.dumps(document), None
-    try:
-        event = model.model_validate(document)
-    except ValidationError as exc:
-        fail(f"{path} does not meet the contract: {describe_validation_error(exc)}; fix it and run again; "
-             "nothing was published")
-    return orjson.dumps(document), event
+        return value, None
+    verdict = check_value(value, model, max_bytes)
+    if not isinstance(verdict, Accepted):
+        fail(
+            f"{path} would be dead-lettered again ({verdict.reason.value}: {verdict.message}); "
+            "fix it and run again; nothing was published"
+        )
+    return value, verdict.event
 
 
 def _replay_key(letter: DeadLetter, event: InboundEvent | None) -> bytes | None:
@@ -149,16 +170,24 @@ def _replay_key(letter: DeadLetter, event: InboundEvent | None) -> bytes | None:
     if letter.key is None:
         return event.key.encode() if event is not None else None
     if event is not None and letter.key != event.key.encode():
-        err_console.print(f"[yellow]note:[/] the original key {_key_text(letter.key)!r} is kept, although the fixed "
-                          f"event's contract key is {event.key!r}")
+        err_console.print(
+            f"[yellow]note:[/] the original key {_key_text(letter.key)!r} is kept, although the fixed "
+            f"event's contract key is {event.key!r}"
+        )
     return letter.key
 
 
 @app.command(name="replay")
 def replay_command(
     dead_letter_id: str = typer.Argument(..., help="The dead letter's id (from `hub dlq list`)"),
-    file: Path | None = typer.Option(None, "--file", "-f", exists=True, dir_okay=False,
-                                     help="The fixed event (one JSON object); without it the original bytes are sent"),
+    file: Path | None = typer.Option(
+        None,
+        "--file",
+        "-f",
+        exists=True,
+        dir_okay=False,
+        help="The fixed event (one JSON object); without it the original bytes are sent",
+    ),
 ) -> None:
     """Publish a dead letter again to its source topic, with the same key; the dead letter is kept.
 
@@ -171,20 +200,28 @@ def replay_command(
     async def go(conn):
         letter = await get_dead_letter(conn, dead_letter_id)
         if file is not None:
-            value, event = _fixed_value(file, _model_for(s, letter.source_topic))
+            value, event = _fixed_value(file, _model_for(s, letter.source_topic), s.max_message_bytes)
             key = _replay_key(letter, event)
         elif letter.value is None:
-            fail(f"dead letter {letter.id} has no value (a tombstone): there is nothing to republish; "
-                 "pass the event to send with --file")
+            fail(
+                f"dead letter {letter.id} has no value (a tombstone): there is nothing to republish; "
+                "pass the event to send with --file"
+            )
         else:
             value, key = letter.value, letter.key
         if letter.replayed_at is not None:
-            err_console.print(f"[yellow]note:[/] this dead letter was already replayed at "
-                              f"{when(letter.replayed_at)} UTC; the hub ignores an event_id it has processed")
+            err_console.print(
+                f"[yellow]note:[/] this dead letter was already replayed at "
+                f"{when(letter.replayed_at)} UTC; the hub ignores an event_id it has processed"
+            )
         return await replay_dead_letter(conn, s, letter, value, key)
 
     done = with_database(go)
-    console.print(f"replayed dead letter {done.dead_letter_id} to {done.topic} partition {done.partition} "
-                  f"offset {done.offset}; the dead letter is kept (replayed_at {when(done.replayed_at)} UTC).")
-    console.print("check the outcome with `hub tasks list` or `hub shipment ID`; if it fails again it shows up "
-                  "as a new dead letter in `hub dlq list`.")
+    console.print(
+        f"replayed dead letter {done.dead_letter_id} to {done.topic} partition {done.partition} "
+        f"offset {done.offset}; the dead letter is kept (replayed_at {when(done.replayed_at)} UTC)."
+    )
+    console.print(
+        "check the outcome with `hub tasks list` or `hub shipment ID`; if it fails again it shows up "
+        "as a new dead letter in `hub dlq list`."
+    )

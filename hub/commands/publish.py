@@ -4,38 +4,37 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
 import typer
-from pydantic import ValidationError
+from aiokafka.errors import KafkaError
 
 from hub.commands._common import console, err_console, fail, kafka_bootstrap, run, settings
-from hub.decoding import describe_validation_error
+from hub.config import Settings
+from hub.core.decoding import Accepted, check_value
+from hub.kafka import KafkaSetupError
 from producers.feeds import FEEDS, DeliveryError, Feed
 
 
-def _feed_for(topic: str) -> type[Feed]:
-    s = settings()
-    for feed in FEEDS:
-        if getattr(s, feed.topic_setting) == topic:
-            return feed
-    names = ", ".join(getattr(s, f.topic_setting) for f in FEEDS)
-    fail(f"unknown topic {topic!r}; the hub reads {names}")
+def _feed_for(s: Settings, topic: str) -> type[Feed]:
+    stream = s.streams.get(topic)
+    if stream is None:
+        fail(f"unknown topic {topic!r}; the hub reads {', '.join(s.streams)}")
+    return FEEDS[stream.name]
 
 
-def validate_lines(path: Path, feed: type[Feed]) -> tuple[list[tuple[bytes, bytes, str]], list[str]]:
-    """(key, original line bytes, event_id) per valid line, and a line-numbered error report."""
+def validate_lines(s: Settings, path: Path, topic: str) -> tuple[list[tuple[bytes, bytes, str]], list[str]]:
+    """(key, original line bytes, event_id) per valid line, and a line-numbered error report.
+
+    Each line gets the verdict the hub itself would give it (hub.core.decoding.check_value)."""
+    model = s.streams[topic].model
     valid, errors = [], []
     for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         if not line.strip():
             continue
-        try:
-            event = feed.model.model_validate(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            errors.append(f"{path}:{number}: not JSON: {exc}")
-        except ValidationError as exc:
-            errors.append(f"{path}:{number}: {describe_validation_error(exc)}")
+        verdict = check_value(line, model, s.max_message_bytes, topic)
+        if isinstance(verdict, Accepted):
+            valid.append((verdict.event.key.encode(), line, verdict.event.event_id))
         else:
-            valid.append((event.key.encode(), line, event.event_id))
+            errors.append(f"{path}:{number}: {verdict.reason.value}: {verdict.message}")
     return valid, errors
 
 
@@ -49,13 +48,14 @@ def register(app: typer.Typer) -> None:
 
         If any line is invalid, nothing is published and each bad line is reported with its number.
         """
-        feed_class = _feed_for(topic)
-        valid, errors = validate_lines(file, feed_class)
+        s = settings()
+        feed_class = _feed_for(s, topic)
+        valid, errors = validate_lines(s, file, topic)
         if errors:
             for error in errors:
                 err_console.print(error)
             fail(f"{len(errors)} invalid line(s) in {file}; nothing was published")
-        s = settings().model_copy(update={"kafka_bootstrap": kafka_bootstrap(settings())})
+        s = s.model_copy(update={"kafka_bootstrap": kafka_bootstrap(s)})
 
         async def go() -> int:
             async with feed_class(settings=s, topic=topic) as feed:
@@ -64,5 +64,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             console.print(f"published {run(go())} event(s) from {file} to {topic}")
-        except DeliveryError as exc:
+        except (DeliveryError, KafkaSetupError) as exc:
             fail(str(exc))
+        except (KafkaError, OSError) as exc:
+            fail(f"cannot publish to {s.kafka_bootstrap} ({type(exc).__name__}: {exc}); check HUB_KAFKA_BOOTSTRAP")

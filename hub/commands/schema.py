@@ -15,7 +15,7 @@ app = typer.Typer(help="Contract documents for integrators.", no_args_is_help=Tr
 @app.command()
 def export(directory: Path = typer.Argument(Path("schemas/json"), help="Folder to write into")) -> None:
     """Write one JSON Schema per topic and asyncapi.json (committed under schemas/json/)."""
-    from schemas.export import export as write
+    from consumers.spec import export as write
 
     for path in write(directory):
         console.print(f"wrote {path}")

@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from hub.commands._common import console, settings
-from hub.commands.tasks import lines, print_json, short_when, task_table, when, with_database
-from hub.ops import HistoryEntry, ShipmentFile, TrackingSheet, shipment_file
+from hub.commands._views import lines, print_json, short_when, task_table, when, with_database
+from hub.ops.shipments import HistoryEntry, ShipmentFile, TrackingSheet, shipment_file
 
 NOTES_SHOWN = 80  # characters of a contact's free-text notes in the history table
 
@@ -38,14 +38,24 @@ def _sheet_grid(file: ShipmentFile) -> Table:
     sheet = file.sheet
     if sheet is None:
         grid.add_row("shipment", file.shipment_id)
-        grid.add_row("status", Text("no tracking sheet yet: contacts mention it, but no shipment or carrier "
-                                    "event has arrived", style="yellow"))
+        grid.add_row(
+            "status",
+            Text(
+                "no tracking sheet yet: contacts mention it, but no shipment or carrier event has arrived",
+                style="yellow",
+            ),
+        )
         return grid
     for label, value in (
-        ("shipment", sheet.shipment_id), ("status", Text(sheet.status or "-", style="bold")),
-        ("promised delivery", when(sheet.promised_delivery_at)), ("latest eta", _eta_text(sheet)),
-        ("carrier", sheet.carrier_id or "-"), ("customer", _customer_text(sheet)), ("order", sheet.order_id or "-"),
-        ("priority", sheet.priority or "normal"), ("last event at", when(sheet.last_event_at)),
+        ("shipment", sheet.shipment_id),
+        ("status", Text(sheet.status or "-", style="bold")),
+        ("promised delivery", when(sheet.promised_delivery_at)),
+        ("latest eta", _eta_text(sheet)),
+        ("carrier", sheet.carrier_id or "-"),
+        ("customer", _customer_text(sheet)),
+        ("order", sheet.order_id or "-"),
+        ("priority", sheet.priority or "normal"),
+        ("last event at", when(sheet.last_event_at)),
         ("sheet updated", when(sheet.updated_at)),
     ):
         grid.add_row(label, value)
@@ -57,11 +67,19 @@ def describe(payload: dict[str, Any]) -> str:
     parts = []
     exception = payload.get("exception")
     if isinstance(exception, dict):
-        parts.append(f"exception {exception.get('code')}" + (f": {exception['description']}"
-                                                              if exception.get("description") else ""))
-    for name, label in (("exception_code", "exception"), ("raw_description", None), ("carrier_id", "carrier"),
-                        ("eta", "eta"), ("promised_delivery_at", "promised"), ("direction", None),
-                        ("channel", "via")):
+        parts.append(
+            f"exception {exception.get('code')}"
+            + (f": {exception['description']}" if exception.get("description") else "")
+        )
+    for name, label in (
+        ("exception_code", "exception"),
+        ("raw_description", None),
+        ("carrier_id", "carrier"),
+        ("eta", "eta"),
+        ("promised_delivery_at", "promised"),
+        ("direction", None),
+        ("channel", "via"),
+    ):
         if payload.get(name) is not None:
             parts.append(f"{label} {payload[name]}" if label else str(payload[name]))
     if payload.get("priority") == "urgent":
@@ -81,8 +99,11 @@ def _history_table(history: list[HistoryEntry]) -> Table:
     table.add_column("what", no_wrap=True)
     table.add_column("details", overflow="fold", min_width=20)
     for entry in history:
-        table.add_row(short_when(entry.occurred_at), lines(Text(entry.what, style="bold"), entry.stream),
-                      lines(describe(entry.payload) or "-", entry.event_id))
+        table.add_row(
+            short_when(entry.occurred_at),
+            lines(Text(entry.what, style="bold"), entry.stream),
+            lines(describe(entry.payload) or "-", entry.event_id),
+        )
     return table
 
 
@@ -92,8 +113,11 @@ def _notifications_table(file: ShipmentFile) -> Table:
     table.add_column("notice", no_wrap=True)
     table.add_column("body", overflow="fold", min_width=20)
     for n in file.notifications:
-        table.add_row(short_when(n.created_at), lines(n.kind, f"{n.status}, {n.channel}, {n.language}"),
-                      lines(n.body, f"to {n.customer_id}"))
+        table.add_row(
+            short_when(n.created_at),
+            lines(n.kind, f"{n.status}, {n.channel}, {n.language}"),
+            lines(n.body, f"to {n.customer_id}"),
+        )
     return table
 
 

@@ -12,17 +12,14 @@ from pathlib import Path
 
 import orjson
 import typer
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from rich.console import Console
 from rich.table import Table
 
 from hub.commands._common import console, fail, kafka_bootstrap, run, settings
 from hub.config import Settings
-from hub.kafka import ensure_topics, producer_kwargs
-from hub.simulator import (
-    CALL,
-    CARRIER,
+from hub.core.topics import STREAM_BY_NAME
+from hub.dev.simulator import (
     DUPLICATE,
     ETA_SLIP,
     EXCEPTION,
@@ -30,17 +27,16 @@ from hub.simulator import (
     LATE,
     MALFORMED,
     REPEAT_CONTACT,
-    SHIPMENT,
     URGENT,
     PlannedMessage,
     customers,
     customers_csv,
     generate,
 )
-from producers.feeds import CallCentreFeed, CarrierFeed, DeliveryError, Feed, WarehouseFeed
+from hub.kafka import KafkaSetupError, ensure_topics, start_producer
+from producers.feeds import FEEDS, DeliveryError, Feed
 
 TICK_S = 0.05  # messages due within one tick are sent together, then we sleep until the next tick
-FEEDS: dict[str, type[Feed]] = {SHIPMENT: WarehouseFeed, CARRIER: CarrierFeed, CALL: CallCentreFeed}
 
 
 @dataclass
@@ -63,11 +59,13 @@ class TrafficReport:
 
 
 def topic_of(s: Settings, kind: str) -> str:
-    return getattr(s, FEEDS[kind].topic_setting)
+    """The topic of a simulator kind (a stream name of hub.core.topics)."""
+    return s.topic(STREAM_BY_NAME[kind].topic_setting)
 
 
-async def publish_traffic(s: Settings, messages: Iterable[PlannedMessage],
-                          report: TrafficReport | None = None) -> TrafficReport:
+async def publish_traffic(
+    s: Settings, messages: Iterable[PlannedMessage], report: TrafficReport | None = None
+) -> TrafficReport:
     """Send each message at its `at_offset_s` (in ticks of TICK_S), through the typed feeds on one producer.
 
     Every message goes out as the simulator rendered it (`publish_raw_many`), so what is published is
@@ -78,21 +76,21 @@ async def publish_traffic(s: Settings, messages: Iterable[PlannedMessage],
     first = next(messages, None)  # the simulator warms up on the first message: not on the clock
     if first is None:
         return report
-    producer = AIOKafkaProducer(**producer_kwargs(s))
-    await producer.start()
+    producer = await start_producer(s, "starting the simulator's producer")
     try:
         feeds = {kind: feed(settings=s, producer=producer) for kind, feed in FEEDS.items()}
         loop = asyncio.get_running_loop()
         began = loop.time()
-        for tick, batch in itertools.groupby(itertools.chain([first], messages),
-                                             key=lambda m: int(m.at_offset_s / TICK_S)):
-            batch = list(batch)
+        for tick, batch in itertools.groupby(
+            itertools.chain([first], messages), key=lambda m: int(m.at_offset_s / TICK_S)
+        ):
+            messages_now = list(batch)
             due = began + tick * TICK_S
             if due > loop.time():
                 await asyncio.sleep(due - loop.time())
             report.behind_s = max(0.0, loop.time() - due)
-            await _send(feeds, batch)
-            report.add(batch)
+            await _send(feeds, messages_now)
+            report.add(messages_now)
         report.elapsed_s = loop.time() - began
     finally:
         await producer.stop()
@@ -108,10 +106,19 @@ def write_dry_run(s: Settings, messages: Iterable[PlannedMessage], path: Path) -
     report = TrafficReport()
     with path.open("wb") as out:
         for m in messages:
-            out.write(orjson.dumps({
-                "topic": topic_of(s, m.kind), "key": m.key.decode(), "value": m.value.decode(),
-                "at_offset_s": m.at_offset_s, "event_id": m.event_id, "tags": list(m.tags),
-            }, option=orjson.OPT_APPEND_NEWLINE))
+            out.write(
+                orjson.dumps(
+                    {
+                        "topic": topic_of(s, m.kind),
+                        "key": m.key.decode(),
+                        "value": m.value.decode(),
+                        "at_offset_s": m.at_offset_s,
+                        "event_id": m.event_id,
+                        "tags": list(m.tags),
+                    },
+                    option=orjson.OPT_APPEND_NEWLINE,
+                )
+            )
             report.add([m])
     return report
 
@@ -134,9 +141,14 @@ def report_tables(s: Settings, report: TrafficReport) -> tuple[Table, Table]:
 def special_rows(tags: Counter) -> list[tuple[str, int]]:
     rows = [("exceptions (all)", tags[EXCEPTION])]
     rows += [(f"  {tag.split(':', 1)[1]}", n) for tag, n in sorted(tags.items()) if tag.startswith(f"{EXCEPTION}:")]
-    rows += [("ETA slips past the promise", tags[ETA_SLIP]), ("urgent shipments and orders", tags[URGENT]),
-             ("repeat contacts", tags[REPEAT_CONTACT]), ("exact duplicates", tags[DUPLICATE]),
-             ("late events", tags[LATE]), ("malformed (all)", tags[MALFORMED])]
+    rows += [
+        ("ETA slips past the promise", tags[ETA_SLIP]),
+        ("urgent shipments and orders", tags[URGENT]),
+        ("repeat contacts", tags[REPEAT_CONTACT]),
+        ("exact duplicates", tags[DUPLICATE]),
+        ("late events", tags[LATE]),
+        ("malformed (all)", tags[MALFORMED]),
+    ]
     rows += [(f"  {tag.split(':', 1)[1]}", n) for tag, n in sorted(tags.items()) if tag.startswith(f"{MALFORMED}:")]
     return rows
 
@@ -159,15 +171,23 @@ def register(app: typer.Typer) -> None:
         rate: float = typer.Option(100.0, "--rate", min=0.1, help="Messages per second"),
         duration: float = typer.Option(60.0, "--duration", min=0.0, help="Seconds to publish for"),
         seed: int = typer.Option(7, "--seed", help="Same seed and --start: the same traffic, byte for byte"),
-        exception_rate: float = typer.Option(0.10, "--exception-rate", min=0.0, max=1.0,
-                                             help="Share of shipments that hit an incident"),
-        start: str | None = typer.Option(None, "--start", help="Simulated time of the first message "
-                                         "(RFC 3339; default now). Event ids depend on it too."),
-        dry_run: Path | None = typer.Option(None, "--dry-run", dir_okay=False,
-                                            help="Write the traffic to this JSON-lines file instead of publishing"),
-        customers_file: Path | None = typer.Option(None, "--customers", dir_okay=False,
-                                                   help="Also write the customer register the traffic refers to "
-                                                        "(CSV for `hub customers import`)"),
+        exception_rate: float = typer.Option(
+            0.10, "--exception-rate", min=0.0, max=1.0, help="Share of shipments that hit an incident"
+        ),
+        start: str | None = typer.Option(
+            None,
+            "--start",
+            help="Simulated time of the first message (RFC 3339; default now). Event ids depend on it too.",
+        ),
+        dry_run: Path | None = typer.Option(
+            None, "--dry-run", dir_okay=False, help="Write the traffic to this JSON-lines file instead of publishing"
+        ),
+        customers_file: Path | None = typer.Option(
+            None,
+            "--customers",
+            dir_okay=False,
+            help="Also write the customer register the traffic refers to (CSV for `hub customers import`)",
+        ),
     ) -> None:
         """Publish realistic traffic: shipment lifecycles, carrier updates with ETAs, calls, incidents.
 
@@ -179,8 +199,10 @@ def register(app: typer.Typer) -> None:
         traffic = generate(seed, rate, duration, start=first, exception_rate=exception_rate)
         if customers_file is not None:
             customers_file.write_text(customers_csv(customers(seed)), encoding="utf-8")
-            console.print(f"wrote the customer register to {customers_file} "
-                          f"(load it with `hub customers import {customers_file}`)")
+            console.print(
+                f"wrote the customer register to {customers_file} "
+                f"(load it with `hub customers import {customers_file}`)"
+            )
         if dry_run is not None:
             report = write_dry_run(s, traffic, dry_run)
             console.print(f"wrote {report.total:,} messages to {dry_run} (nothing published)")
@@ -193,21 +215,27 @@ def register(app: typer.Typer) -> None:
                 print_report(console, s, report)
                 fail(f"interrupted after {report.total:,} messages", code=130)
         print_report(console, s, report)
-        console.print(f"reproduce with: hub simulate --seed {seed} --start {first.isoformat()} --rate {rate:g} "
-                      f"--duration {duration:g} --exception-rate {exception_rate:g}", soft_wrap=True)
+        console.print(
+            f"reproduce with: hub simulate --seed {seed} --start {first.isoformat()} --rate {rate:g} "
+            f"--duration {duration:g} --exception-rate {exception_rate:g}",
+            soft_wrap=True,
+        )
 
 
-async def _publish(s: Settings, traffic: Iterable[PlannedMessage], rate: float, duration: float,
-                   report: TrafficReport) -> None:
+async def _publish(
+    s: Settings, traffic: Iterable[PlannedMessage], rate: float, duration: float, report: TrafficReport
+) -> None:
     try:
         await ensure_topics(s)
-    except (KafkaError, OSError) as exc:  # e.g. no right to create topics: they may exist already
-        console.print(f"[yellow]note:[/] could not check or create the topics ({type(exc).__name__}); "
-                      "publishing anyway")
-    console.print(f"publishing {round(rate * duration):,} messages at {rate:g}/s for {duration:g}s "
-                  f"to {s.kafka_bootstrap} ...")
+    except (KafkaSetupError, KafkaError, OSError) as exc:  # e.g. no right to create topics: they may exist
+        console.print(f"[yellow]note:[/] could not check or create the topics ({exc}); publishing anyway")
+    console.print(
+        f"publishing {round(rate * duration):,} messages at {rate:g}/s for {duration:g}s to {s.kafka_bootstrap} ..."
+    )
     try:
         await publish_traffic(s, traffic, report)
+    except KafkaSetupError as exc:
+        fail(str(exc))
     except DeliveryError as exc:
         fail(f"{exc}. Check that the broker at {s.kafka_bootstrap} is up and accepts writes to the inbound topics.")
     except (KafkaError, OSError) as exc:
@@ -220,5 +248,7 @@ def print_report(out: Console, s: Settings, report: TrafficReport) -> None:
     out.print(special)
     if report.elapsed_s:
         achieved = report.total / report.elapsed_s
-        out.print(f"sent in {report.elapsed_s:.1f}s ({achieved:,.0f} msg/s)"
-                  + (f"; the last batch was {report.behind_s:.1f}s behind schedule" if report.behind_s > 1 else ""))
+        out.print(
+            f"sent in {report.elapsed_s:.1f}s ({achieved:,.0f} msg/s)"
+            + (f"; the last batch was {report.behind_s:.1f}s behind schedule" if report.behind_s > 1 else "")
+        )

@@ -9,5 +9,5 @@
     scenarios.py   the eleven scenarios
     runner.py      run them (one automatic re-run of a failure), print and save the scorecard
 
-Run it with `hub reliability` (see hub/commands/reliability.py) or `pytest tests/reliability`.
+Run it with `python -m tests.reliability` (see __main__.py) or `pytest tests/reliability`.
 """

@@ -33,8 +33,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.config import Settings
+from hub.core.ids import stable_id
 from hub.kafka import aiokafka_kwargs
-from hub.routing import stable_id
 from tests.reliability.generator import PROCESSED, GoodEvent, Hostile, Ledger
 from tests.reliability.oracle import CALL
 from tests.reliability.publisher import stream_topics
@@ -90,10 +90,14 @@ class Findings:
     def violations(self) -> list[str]:
         """The invariants that do not hold (duplicate alerts are allowed and only counted)."""
         checks = {
-            "lost": self.lost, "duplicate effects": self.duplicate_effects,
-            "unexpected effects": self.unexpected_effects, "missing alerts": self.missing_alerts,
-            "stale overwrites": self.stale_overwrites, "dead-letter mismatches": self.dead_letter_mismatches,
-            "dead letters missing from the topic": self.dlq_topic_missing, "altered text": self.altered_text,
+            "lost": self.lost,
+            "duplicate effects": self.duplicate_effects,
+            "unexpected effects": self.unexpected_effects,
+            "missing alerts": self.missing_alerts,
+            "stale overwrites": self.stale_overwrites,
+            "dead-letter mismatches": self.dead_letter_mismatches,
+            "dead letters missing from the topic": self.dlq_topic_missing,
+            "altered text": self.altered_text,
         }
         return [f"{name}: {count}" for name, count in checks.items() if count]
 
@@ -108,9 +112,14 @@ class Findings:
 
 async def read_topics(settings: Settings, topics: list[str], timeout: float = 60) -> list:
     """Every record on `topics`, from the beginning to the end offsets seen at the start."""
-    consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
-                                max_partition_fetch_bytes=16 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
-                                **aiokafka_kwargs(settings))
+    consumer = AIOKafkaConsumer(
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+        **aiokafka_kwargs(settings),
+    )
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics for p in range(settings.topic_partitions)]
@@ -151,8 +160,10 @@ async def read_state(dsn: str, settings: Settings) -> HubState:
             history[r["event_id"]] += r["n"]
         tasks = {(r["source_event_id"], r["rule"], r["kind"]): r["n"] for r in await conn.fetch(SELECT_TASKS)}
         notices = {(r["source_event_id"], r["kind"]): r["n"] for r in await conn.fetch(SELECT_NOTICES)}
-        outbox = {(r["topic"], r["message_id"]): r["n"]
-                  for r in await conn.fetch(SELECT_OUTBOX_ALERTS, list(settings.alert_topics))}
+        outbox = {
+            (r["topic"], r["message_id"]): r["n"]
+            for r in await conn.fetch(SELECT_OUTBOX_ALERTS, list(settings.alert_topics))
+        }
         dead = await conn.fetch(SELECT_DEAD_LETTERS)
         sheets = {r["shipment_id"]: r for r in await conn.fetch(SELECT_SHEETS)}
     finally:
@@ -178,8 +189,11 @@ def alert_id(event_id: str, rule: str) -> str:
 
 
 def queue_topics(settings: Settings) -> dict[str, str]:
-    return {"exceptions": settings.topic_alerts_exceptions, "urgent_orders": settings.topic_alerts_urgent,
-            "complaints": settings.topic_alerts_complaints}
+    return {
+        "exceptions": settings.topic_alerts_exceptions,
+        "urgent_orders": settings.topic_alerts_urgent,
+        "complaints": settings.topic_alerts_complaints,
+    }
 
 
 async def check(ledger: Ledger, settings: Settings, dsn: str) -> Findings:
@@ -206,8 +220,13 @@ def _history_missing(event: GoodEvent, state: HubState) -> bool:
     return state.history.get(event.event_id, 0) == 0
 
 
-def check_effects(f: Findings, events: dict[str, GoodEvent], state: HubState, settings: Settings,
-                  may_be_stored: frozenset[str] = frozenset()) -> None:
+def check_effects(
+    f: Findings,
+    events: dict[str, GoodEvent],
+    state: HubState,
+    settings: Settings,
+    may_be_stored: frozenset[str] = frozenset(),
+) -> None:
     """`may_be_stored`: event ids of hostile messages the contract also allows to be processed."""
     topics = queue_topics(settings)
     task_rules: dict[str, set[str]] = defaultdict(set)
@@ -233,8 +252,9 @@ def check_effects(f: Findings, events: dict[str, GoodEvent], state: HubState, se
     _check_duplicates_and_strays(f, events, state, may_be_stored)
 
 
-def _check_duplicates_and_strays(f: Findings, events: dict[str, GoodEvent], state: HubState,
-                                 may_be_stored: frozenset[str]) -> None:
+def _check_duplicates_and_strays(
+    f: Findings, events: dict[str, GoodEvent], state: HubState, may_be_stored: frozenset[str]
+) -> None:
     for event_id, n in state.history.items():
         if n > 1:
             f.duplicate_effects += n - 1
@@ -293,8 +313,11 @@ def check_sheets(f: Findings, ledger: Ledger, state: HubState) -> None:
             f.sample("stale overwrite", f"{shipment_id}: no tracking sheet (expected {want.status})")
         elif row["status"] != want.status or not _same_instant(row["eta"], want.eta):
             f.stale_overwrites += 1
-            f.sample("stale overwrite", f"{shipment_id}: status {row['status']} eta {row['eta']} "
-                                        f"(by occurred_at: {want.status}, eta {want.eta})")
+            f.sample(
+                "stale overwrite",
+                f"{shipment_id}: status {row['status']} eta {row['eta']} "
+                f"(by occurred_at: {want.status}, eta {want.eta})",
+            )
 
 
 def check_dead_letters(f: Findings, ledger: Ledger, state: HubState, dlq: list, settings: Settings) -> None:
@@ -320,8 +343,10 @@ def check_dead_letters(f: Findings, ledger: Ledger, state: HubState, dlq: list, 
     for where in rows.keys() - wanted.keys():
         f.dead_letter_mismatches += 1
         row = rows[where][0]
-        f.sample("dead letter", f"good record at {where[0]}[{where[1]}]@{where[2]} dead-lettered: "
-                                f"{row['reason']} ({row['message'][:160]})")
+        f.sample(
+            "dead letter",
+            f"good record at {where[0]}[{where[1]}]@{where[2]} dead-lettered: {row['reason']} ({row['message'][:160]})",
+        )
     _check_dlq_topic(f, {w: h for w, h in wanted.items() if w not in processed}, dlq)
 
 
@@ -343,8 +368,11 @@ def _check_dlq_topic(f: Findings, wanted: dict[tuple[str, int, int], Hostile], r
     for record in records:
         headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
         try:
-            where = (headers["hub.errors.topic"], int(headers["hub.errors.partition"]),
-                     int(headers["hub.errors.offset"]))
+            where = (
+                headers["hub.errors.topic"],
+                int(headers["hub.errors.partition"]),
+                int(headers["hub.errors.offset"]),
+            )
         except (KeyError, ValueError):
             f.dlq_topic_missing += 1
             f.sample("dead-letter topic", f"record at offset {record.offset} without hub.errors.* headers")

@@ -20,13 +20,21 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import cached_property
 from datetime import UTC, datetime, timedelta, timezone
+from functools import cached_property
 
 import orjson
 
 from tests.reliability.oracle import (
-    CALL, CARRIER, EXPECT, SHIPMENT, Expectation, ExpectedSheet, SheetFact, expected_sheet, sheet_status,
+    CALL,
+    CARRIER,
+    EXPECT,
+    SHIPMENT,
+    Expectation,
+    ExpectedSheet,
+    SheetFact,
+    expected_sheet,
+    sheet_status,
 )
 
 T0 = datetime(2026, 11, 27, 1, 0, tzinfo=UTC)
@@ -40,26 +48,43 @@ CANARY_NAME = "Qzv Canaryson"
 SQL_TEXTS = (
     "'); DROP TABLE inbox;--",
     "Robert'); DELETE FROM shipments WHERE ('1'='1",
-    "$1 $2 %s %(x)s {0} {shipment_id} \\x00 \\\\ \"quoted\"",
+    '$1 $2 %s %(x)s {0} {shipment_id} \\x00 \\\\ "quoted"',
     "1; TRUNCATE coordination_tasks CASCADE; SELECT pg_sleep(10);--",
 )
 
 # The life of a shipment, in order; each shipment lives through a prefix of it.
 LIFE = (
-    (SHIPMENT, "created"), (SHIPMENT, "picked"), (SHIPMENT, "packed"), (SHIPMENT, "dispatched"),
-    (CARRIER, "accepted"), (CARRIER, "in_transit"), (CARRIER, "arrived_at_hub"), (SHIPMENT, "in_transit"),
-    (CARRIER, "out_for_delivery"), (CARRIER, "delivered"), (SHIPMENT, "delivered"),
+    (SHIPMENT, "created"),
+    (SHIPMENT, "picked"),
+    (SHIPMENT, "packed"),
+    (SHIPMENT, "dispatched"),
+    (CARRIER, "accepted"),
+    (CARRIER, "in_transit"),
+    (CARRIER, "arrived_at_hub"),
+    (SHIPMENT, "in_transit"),
+    (CARRIER, "out_for_delivery"),
+    (CARRIER, "delivered"),
+    (SHIPMENT, "delivered"),
 )
 INCIDENTS = (
-    *((SHIPMENT, "exception", code) for code in
-      ("damaged", "lost", "delayed", "address_issue", "refused", "customs_hold", "weather", "other")),
+    *(
+        (SHIPMENT, "exception", code)
+        for code in ("damaged", "lost", "delayed", "address_issue", "refused", "customs_hold", "weather", "other")
+    ),
     (SHIPMENT, "delivery_failed", None),
     *((CARRIER, "exception", code) for code in ("damaged", "lost", "customs_hold", "weather", None)),
     (CARRIER, "attempt_failed", None),
 )
 ENDINGS = ((SHIPMENT, "returned"), (SHIPMENT, "cancelled"), (CARRIER, "returned_to_sender"))
-CALL_CATEGORIES = (("query", 30), ("complaint", 15), ("booking", 10), ("urgent_order", 5), ("claim", 10),
-                   ("feedback", 15), ("survey", 15))
+CALL_CATEGORIES = (
+    ("query", 30),
+    ("complaint", 15),
+    ("booking", 10),
+    ("urgent_order", 5),
+    ("claim", 10),
+    ("feedback", 15),
+    ("survey", 15),
+)
 ETA_STATUSES = {"accepted", "in_transit", "arrived_at_hub", "out_for_delivery"}
 
 
@@ -129,21 +154,35 @@ class Ledger:
         return {shipment_id: expected_sheet(items) for shipment_id, items in facts.items()}
 
     def summary(self) -> dict:
-        return {"good_events": len(self.events), "publications": len(self.publications),
-                "hostile": len(self.hostile), "shipments": len({e.shipment_id for e in self.events.values()
-                                                                if e.shipment_id})}
+        return {
+            "good_events": len(self.events),
+            "publications": len(self.publications),
+            "hostile": len(self.hostile),
+            "shipments": len({e.shipment_id for e in self.events.values() if e.shipment_id}),
+        }
 
     def rows(self) -> list[dict]:
         """One JSON-able line per publication, for the scenario's ledger file."""
         out = []
         for p in self.publications:
             item = p.item
-            base = {"copy": p.copy, "stream": item.stream, "position": p.position,
-                    "bytes": len(p.value) if p.value is not None else None, "reserialized": p.reserialized is not None}
+            base = {
+                "copy": p.copy,
+                "stream": item.stream,
+                "position": p.position,
+                "bytes": len(p.value) if p.value is not None else None,
+                "reserialized": p.reserialized is not None,
+            }
             if isinstance(item, GoodEvent):
-                base.update(event_id=item.event_id, shipment_id=item.shipment_id, status=item.status,
-                            occurred_at=item.occurred_at.isoformat(), rules=item.expect.rules,
-                            notifications=item.expect.notifications, tags=sorted(item.tags))
+                base.update(
+                    event_id=item.event_id,
+                    shipment_id=item.shipment_id,
+                    status=item.status,
+                    occurred_at=item.occurred_at.isoformat(),
+                    rules=item.expect.rules,
+                    notifications=item.expect.notifications,
+                    tags=sorted(item.tags),
+                )
             else:
                 base.update(hostile=item.name, reason=item.reason)
             out.append(base)
@@ -212,15 +251,27 @@ def _dump(doc: dict) -> bytes:
 def _good(doc: dict, stream: str, key: str, verbatim=(), tags=()) -> GoodEvent:
     occurred = datetime.fromisoformat(doc["occurred_at"].replace("Z", "+00:00"))
     eta = datetime.fromisoformat(doc["eta"].replace("Z", "+00:00")) if doc.get("eta") else None
-    return GoodEvent(doc["event_id"], stream, key.encode(), _dump(doc), doc.get("shipment_id"), occurred,
-                     sheet_status(stream, doc), eta, EXPECT[stream](doc), tuple(verbatim), frozenset(tags))
+    return GoodEvent(
+        doc["event_id"],
+        stream,
+        key.encode(),
+        _dump(doc),
+        doc.get("shipment_id"),
+        occurred,
+        sheet_status(stream, doc),
+        eta,
+        EXPECT[stream](doc),
+        tuple(verbatim),
+        frozenset(tags),
+    )
 
 
 # --- good events -------------------------------------------------------------------------------
 
 
-def _good_events(rng: random.Random, ids: _Ids, spec: WorkloadSpec, customers: list[str]
-                 ) -> tuple[dict[str, list[GoodEvent]], list[GoodEvent]]:
+def _good_events(
+    rng: random.Random, ids: _Ids, spec: WorkloadSpec, customers: list[str]
+) -> tuple[dict[str, list[GoodEvent]], list[GoodEvent]]:
     n_calls = round(spec.events * spec.call_share)
     shipments: dict[str, list[GoodEvent]] = {}
     produced = 0
@@ -235,8 +286,9 @@ def _good_events(rng: random.Random, ids: _Ids, spec: WorkloadSpec, customers: l
     return shipments, calls
 
 
-def _shipment_life(rng: random.Random, ids: _Ids, spec: WorkloadSpec, shipment_id: str, customer_id: str,
-                   index: int) -> list[GoodEvent]:
+def _shipment_life(
+    rng: random.Random, ids: _Ids, spec: WorkloadSpec, shipment_id: str, customer_id: str, index: int
+) -> list[GoodEvent]:
     steps: list[tuple[str, str, str | None]] = [(s, t, None) for s, t in LIFE[: rng.randint(2, len(LIFE))]]
     if rng.random() < spec.incident_share:
         steps.insert(rng.randint(1, len(steps)), rng.choice(INCIDENTS))
@@ -258,21 +310,45 @@ def _shipment_life(rng: random.Random, ids: _Ids, spec: WorkloadSpec, shipment_i
     return events
 
 
-def _movement(rng: random.Random, ids: _Ids, stream: str, kind: str, code: str | None, shipment_id: str,
-              customer_id: str, order_id: str, when: datetime, urgent: bool) -> dict:
+def _movement(
+    rng: random.Random,
+    ids: _Ids,
+    stream: str,
+    kind: str,
+    code: str | None,
+    shipment_id: str,
+    customer_id: str,
+    order_id: str,
+    when: datetime,
+    urgent: bool,
+) -> dict:
     if stream == SHIPMENT:
-        doc = {"event_id": ids.next("shipment"), "occurred_at": _stamp(when, stream), "source": "wms-sh-01",
-               "shipment_id": shipment_id, "customer_id": customer_id, "order_id": order_id, "type": kind,
-               "location": {"code": "SHA-DC1", "city": "Shanghai"}}
+        doc = {
+            "event_id": ids.next("shipment"),
+            "occurred_at": _stamp(when, stream),
+            "source": "wms-sh-01",
+            "shipment_id": shipment_id,
+            "customer_id": customer_id,
+            "order_id": order_id,
+            "type": kind,
+            "location": {"code": "SHA-DC1", "city": "Shanghai"},
+        }
         if kind == "created" and urgent:
             doc["priority"] = "urgent"
         if kind == "exception":
             doc["exception"] = {"code": code, "description": f"{code} reported at the depot"}
             doc["declared_value"] = {"amount": round(rng.uniform(10, 5000), 2), "currency": "CNY"}
         return doc
-    doc = {"event_id": ids.next("carrier"), "occurred_at": _stamp(when, stream), "source": "carrier:SF",
-           "carrier_id": "SF", "carrier_tracking_no": f"SF{shipment_id}", "shipment_id": shipment_id,
-           "status": kind, "raw_code": kind.upper()[:6]}
+    doc = {
+        "event_id": ids.next("carrier"),
+        "occurred_at": _stamp(when, stream),
+        "source": "carrier:SF",
+        "carrier_id": "SF",
+        "carrier_tracking_no": f"SF{shipment_id}",
+        "shipment_id": shipment_id,
+        "status": kind,
+        "raw_code": kind.upper()[:6],
+    }
     if kind in ETA_STATUSES:
         doc["eta"] = _stamp(when + timedelta(hours=rng.randint(2, 96), minutes=rng.randrange(60)), CARRIER)
     if kind == "exception" and code is not None:
@@ -285,11 +361,18 @@ def _movement(rng: random.Random, ids: _Ids, stream: str, kind: str, code: str |
 def _call(rng: random.Random, ids: _Ids, spec: WorkloadSpec, customer_id: str, index: int) -> GoodEvent:
     category = rng.choices([c for c, _ in CALL_CATEGORIES], weights=[w for _, w in CALL_CATEGORIES])[0]
     when = T0 + timedelta(seconds=index * 23 + rng.randrange(7200))
-    doc = {"event_id": ids.next("call"), "occurred_at": _stamp(when, CALL), "source": "callcentre-01",
-           "call_id": f"CALL-{rng.randrange(10**9):09d}", "customer_id": customer_id,
-           "direction": "inbound" if rng.random() < 0.85 else "outbound",
-           "channel": rng.choice(("phone", "email", "chat", "wechat")), "category": category,
-           "agent_id": f"AG-{rng.randrange(200):03d}", "duration_s": rng.randrange(20, 1800)}
+    doc = {
+        "event_id": ids.next("call"),
+        "occurred_at": _stamp(when, CALL),
+        "source": "callcentre-01",
+        "call_id": f"CALL-{rng.randrange(10**9):09d}",
+        "customer_id": customer_id,
+        "direction": "inbound" if rng.random() < 0.85 else "outbound",
+        "channel": rng.choice(("phone", "email", "chat", "wechat")),
+        "category": category,
+        "agent_id": f"AG-{rng.randrange(200):03d}",
+        "duration_s": rng.randrange(20, 1800),
+    }
     if category == "survey":
         doc["satisfaction_score"] = rng.randint(1, 5)
     if doc["channel"] == "phone":
@@ -306,20 +389,28 @@ def _call(rng: random.Random, ids: _Ids, spec: WorkloadSpec, customer_id: str, i
 
 def _big_valid_event(ids: _Ids, customer_id: str, size: int) -> GoodEvent:
     shipment_id = "SH-BIG-VALID"
-    doc = {"event_id": ids.next("big"), "occurred_at": _stamp(T0, SHIPMENT), "source": "wms-sh-01",
-           "shipment_id": shipment_id, "customer_id": customer_id, "type": "created",
-           "attributes": {"manifest": "M" * max(0, size - 400)}}
+    doc = {
+        "event_id": ids.next("big"),
+        "occurred_at": _stamp(T0, SHIPMENT),
+        "source": "wms-sh-01",
+        "shipment_id": shipment_id,
+        "customer_id": customer_id,
+        "type": "created",
+        "attributes": {"manifest": "M" * max(0, size - 400)},
+    }
     return _good(doc, SHIPMENT, shipment_id, tags=("big",))
 
 
 # --- arrival order -----------------------------------------------------------------------------
 
 
-def _arrival_order(rng: random.Random, shipments: dict[str, list[GoodEvent]], calls: list[GoodEvent],
-                   window: int) -> list[GoodEvent]:
+def _arrival_order(
+    rng: random.Random, shipments: dict[str, list[GoodEvent]], calls: list[GoodEvent], window: int
+) -> list[GoodEvent]:
     """By occurred_at (as live traffic), then each shipment's events permuted within windows."""
-    everything = sorted([e for life in shipments.values() for e in life] + calls,
-                        key=lambda e: (e.occurred_at, e.event_id))
+    everything = sorted(
+        [e for life in shipments.values() for e in life] + calls, key=lambda e: (e.occurred_at, e.event_id)
+    )
     if window < 2:
         return everything
     slots: dict[str, list[int]] = defaultdict(list)
@@ -329,7 +420,7 @@ def _arrival_order(rng: random.Random, shipments: dict[str, list[GoodEvent]], ca
     shuffled = list(everything)
     for positions in slots.values():
         for start in range(0, len(positions), window):
-            chunk = positions[start:start + window]
+            chunk = positions[start : start + window]
             items = [everything[i] for i in chunk]
             rng.shuffle(items)
             for i, item in zip(chunk, items, strict=True):
@@ -337,8 +428,9 @@ def _arrival_order(rng: random.Random, shipments: dict[str, list[GoodEvent]], ca
     return shuffled
 
 
-def _with_stale_updates(rng: random.Random, ids: _Ids, publications: list[Publication],
-                        shipments: dict[str, list[GoodEvent]], share: float) -> list[Publication]:
+def _with_stale_updates(
+    rng: random.Random, ids: _Ids, publications: list[Publication], shipments: dict[str, list[GoodEvent]], share: float
+) -> list[Publication]:
     """Carrier updates stamped between two older events of a shipment, sent after its latest one."""
     if not share:
         return publications
@@ -351,17 +443,25 @@ def _with_stale_updates(rng: random.Random, ids: _Ids, publications: list[Public
         j = rng.randrange(len(times) - 1)
         when = times[j] + (times[j + 1] - times[j]) / 2
         status = rng.choice(("in_transit", "arrived_at_hub", "accepted"))
-        doc = {"event_id": ids.next("stale"), "occurred_at": _stamp(when, CARRIER), "source": "carrier:SF",
-               "carrier_id": "SF", "carrier_tracking_no": f"SF{shipment_id}", "shipment_id": shipment_id,
-               "status": status, "raw_code": "LATE",
-               "eta": _stamp(when + timedelta(hours=rng.randint(1, 200)), CARRIER)}
+        doc = {
+            "event_id": ids.next("stale"),
+            "occurred_at": _stamp(when, CARRIER),
+            "source": "carrier:SF",
+            "carrier_id": "SF",
+            "carrier_tracking_no": f"SF{shipment_id}",
+            "shipment_id": shipment_id,
+            "status": status,
+            "raw_code": "LATE",
+            "eta": _stamp(when + timedelta(hours=rng.randint(1, 200)), CARRIER),
+        }
         at = rng.randint(last_slot[shipment_id] + 1, len(publications))
         inserts.append((at, Publication(_good(doc, CARRIER, shipment_id, tags=("stale",)))))
     return _insert_all(publications, inserts)
 
 
-def _with_copies(rng: random.Random, publications: list[Publication], copies: int,
-                 third_share: float, reserialized_share: float) -> list[Publication]:
+def _with_copies(
+    rng: random.Random, publications: list[Publication], copies: int, third_share: float, reserialized_share: float
+) -> list[Publication]:
     """Re-publish each event (copy 2 a little later, some in other bytes; copy 3, for a share, on
     another partition)."""
     if copies < 2:
@@ -369,8 +469,9 @@ def _with_copies(rng: random.Random, publications: list[Publication], copies: in
     inserts: list[tuple[int, Publication]] = []
     for i, p in enumerate(publications):
         other_bytes = reserialize(p.item.stream, p.item.value, rng) if rng.random() < reserialized_share else None
-        inserts.append((rng.randint(i + 1, min(len(publications), i + 200)),
-                        replace(p, copy=2, reserialized=other_bytes)))
+        inserts.append(
+            (rng.randint(i + 1, min(len(publications), i + 200)), replace(p, copy=2, reserialized=other_bytes))
+        )
         if rng.random() < third_share:
             inserts.append((rng.randint(i + 1, len(publications)), replace(p, copy=3, partition=-1)))
     return _insert_all(publications, inserts)
@@ -411,21 +512,41 @@ def _insert_all(items: list[Publication], inserts: list[tuple[int, Publication]]
 
 
 def _valid_call(ids: _Ids, customer_id: str, **changes) -> dict:
-    doc = {"event_id": ids.next("hostile-call"), "occurred_at": _stamp(T0, CALL), "source": "callcentre-01",
-           "call_id": "CALL-HOSTILE", "customer_id": customer_id, "direction": "inbound", "channel": "phone",
-           "category": "query"}
+    doc = {
+        "event_id": ids.next("hostile-call"),
+        "occurred_at": _stamp(T0, CALL),
+        "source": "callcentre-01",
+        "call_id": "CALL-HOSTILE",
+        "customer_id": customer_id,
+        "direction": "inbound",
+        "channel": "phone",
+        "category": "query",
+    }
     return {**doc, **changes}
 
 
 def _valid_shipment(ids: _Ids, customer_id: str, **changes) -> dict:
-    doc = {"event_id": ids.next("hostile-shipment"), "occurred_at": _stamp(T0, SHIPMENT), "source": "wms-sh-01",
-           "shipment_id": "SH-HOSTILE", "customer_id": customer_id, "type": "created"}
+    doc = {
+        "event_id": ids.next("hostile-shipment"),
+        "occurred_at": _stamp(T0, SHIPMENT),
+        "source": "wms-sh-01",
+        "shipment_id": "SH-HOSTILE",
+        "customer_id": customer_id,
+        "type": "created",
+    }
     return {**doc, **changes}
 
 
 def _valid_carrier(ids: _Ids, **changes) -> dict:
-    doc = {"event_id": ids.next("hostile-carrier"), "occurred_at": _stamp(T0, CARRIER), "source": "carrier:SF",
-           "carrier_id": "SF", "carrier_tracking_no": "SFX", "shipment_id": "SH-HOSTILE", "status": "in_transit"}
+    doc = {
+        "event_id": ids.next("hostile-carrier"),
+        "occurred_at": _stamp(T0, CARRIER),
+        "source": "carrier:SF",
+        "carrier_id": "SF",
+        "carrier_tracking_no": "SFX",
+        "shipment_id": "SH-HOSTILE",
+        "status": "in_transit",
+    }
     return {**doc, **changes}
 
 
@@ -437,47 +558,98 @@ def _deep(levels: int) -> bytes:
 HostileBuilder = Callable[[_Ids, str], bytes | None]
 CATALOGUE: dict[str, tuple[str, str, HostileBuilder]] = {
     "bad_json": (SHIPMENT, "invalid_json", lambda ids, c: b'{"event_id": "' + ids.next("x").encode() + b'", "type"'),
-    "invalid_utf8": (CARRIER, "undecodable",
-                     lambda ids, c: _dump(_valid_carrier(ids)).replace(b'"carrier:SF"', b'"carrier:\xff\xfeSF"')),
-    "nan_literal": (SHIPMENT, "invalid_json", lambda ids, c: _dump(_valid_shipment(
-        ids, c, declared_value={"amount": 1, "currency": "CNY"})).replace(b'"amount":1', b'"amount":NaN')),
-    "nan_string": (SHIPMENT, "validation_error", lambda ids, c: _dump(_valid_shipment(
-        ids, c, declared_value={"amount": "NaN", "currency": "CNY"}))),
-    "infinity": (SHIPMENT, "invalid_json", lambda ids, c: _dump(_valid_shipment(
-        ids, c, declared_value={"amount": 1, "currency": "CNY"})).replace(b'"amount":1', b'"amount":1e400')),
+    "invalid_utf8": (
+        CARRIER,
+        "undecodable",
+        lambda ids, c: _dump(_valid_carrier(ids)).replace(b'"carrier:SF"', b'"carrier:\xff\xfeSF"'),
+    ),
+    "nan_literal": (
+        SHIPMENT,
+        "invalid_json",
+        lambda ids, c: _dump(_valid_shipment(ids, c, declared_value={"amount": 1, "currency": "CNY"})).replace(
+            b'"amount":1', b'"amount":NaN'
+        ),
+    ),
+    "nan_string": (
+        SHIPMENT,
+        "validation_error",
+        lambda ids, c: _dump(_valid_shipment(ids, c, declared_value={"amount": "NaN", "currency": "CNY"})),
+    ),
+    "infinity": (
+        SHIPMENT,
+        "invalid_json",
+        lambda ids, c: _dump(_valid_shipment(ids, c, declared_value={"amount": 1, "currency": "CNY"})).replace(
+            b'"amount":1', b'"amount":1e400'
+        ),
+    ),
     "nul_in_text": (CALL, "validation_error", lambda ids, c: _dump(_valid_call(ids, c, notes="before\u0000after"))),
-    "naive_timestamp": (SHIPMENT, "validation_error", lambda ids, c: _dump(_valid_shipment(
-        ids, c, occurred_at="2026-11-27T09:00:00"))),
+    "naive_timestamp": (
+        SHIPMENT,
+        "validation_error",
+        lambda ids, c: _dump(_valid_shipment(ids, c, occurred_at="2026-11-27T09:00:00")),
+    ),
     "epoch_timestamp": (CARRIER, "validation_error", lambda ids, c: _dump(_valid_carrier(ids, occurred_at=1795770000))),
     "unknown_enum": (SHIPMENT, "validation_error", lambda ids, c: _dump(_valid_shipment(ids, c, type="teleported"))),
     "unknown_carrier_status": (CARRIER, "validation_error", lambda ids, c: _dump(_valid_carrier(ids, status="beamed"))),
     "huge_string": (CALL, "validation_error", lambda ids, c: _dump(_valid_call(ids, c, notes="x" * 1_000_000))),
-    "deep_nesting": (SHIPMENT, "invalid_json", lambda ids, c: _dump(_valid_shipment(ids, c, attributes={"a": 1})
-                                                                     ).replace(b'"a":1', b'"a":' + _deep(5000))),
+    "deep_nesting": (
+        SHIPMENT,
+        "invalid_json",
+        lambda ids, c: _dump(_valid_shipment(ids, c, attributes={"a": 1})).replace(b'"a":1', b'"a":' + _deep(5000)),
+    ),
     # Valid JSON (orjson parses 1,024 levels) and schema-valid (attributes are free-form), but absurd.
-    "deep_nesting_300": (SHIPMENT, "validation_error", lambda ids, c: _dump(_valid_shipment(
-        ids, c, attributes={"a": 1})).replace(b'"a":1', b'"a":' + _deep(300))),
-    "lone_surrogate": (CALL, "invalid_json", lambda ids, c: _dump(_valid_call(ids, c, notes="@")
-                                                                  ).replace(b'"notes":"@"', b'"notes":"\\ud800"')),
-    "missing_field": (CARRIER, "validation_error", lambda ids, c: _dump(
-        {k: v for k, v in _valid_carrier(ids).items() if k != "shipment_id"})),
-    "control_char_id": (SHIPMENT, "validation_error", lambda ids, c: _dump(_valid_shipment(
-        ids, c, shipment_id="SH\u0007BELL"))),
+    "deep_nesting_300": (
+        SHIPMENT,
+        "validation_error",
+        lambda ids, c: _dump(_valid_shipment(ids, c, attributes={"a": 1})).replace(b'"a":1', b'"a":' + _deep(300)),
+    ),
+    "lone_surrogate": (
+        CALL,
+        "invalid_json",
+        lambda ids, c: _dump(_valid_call(ids, c, notes="@")).replace(b'"notes":"@"', b'"notes":"\\ud800"'),
+    ),
+    "missing_field": (
+        CARRIER,
+        "validation_error",
+        lambda ids, c: _dump({k: v for k, v in _valid_carrier(ids).items() if k != "shipment_id"}),
+    ),
+    "control_char_id": (
+        SHIPMENT,
+        "validation_error",
+        lambda ids, c: _dump(_valid_shipment(ids, c, shipment_id="SH\u0007BELL")),
+    ),
     "not_an_object": (CALL, "validation_error", lambda ids, c: b'["an", "array", 1]'),
     "tombstone": (CARRIER, "invalid_json", lambda ids, c: None),
-    "unsupported_version": (SHIPMENT, "unsupported_version", lambda ids, c: _dump(_valid_shipment(
-        ids, c, schema_version=2))),
+    "unsupported_version": (
+        SHIPMENT,
+        "unsupported_version",
+        lambda ids, c: _dump(_valid_shipment(ids, c, schema_version=2)),
+    ),
 }
 # Invalid events carrying the PII canaries: their headers and the hub's logs must not repeat them.
 CANARY_HOSTILE: dict[str, tuple[str, str, HostileBuilder]] = {
-    "canary_naive_timestamp": (CALL, "validation_error", lambda ids, c: _dump(_valid_call(
-        ids, c, caller_phone=CANARY_PHONE, customer_name=CANARY_NAME, occurred_at="2026-11-27T09:00:00"))),
-    "canary_unknown_enum": (CALL, "validation_error", lambda ids, c: _dump(_valid_call(
-        ids, c, caller_phone=CANARY_PHONE, notes=CANARY_NAME, category="gossip"))),
-    "canary_bad_json": (CALL, "invalid_json", lambda ids, c: (
-        '{"caller_phone": "' + CANARY_PHONE + '", "customer_name": "' + CANARY_NAME + '", ').encode()),
-    "canary_nul": (CALL, "validation_error", lambda ids, c: _dump(_valid_call(
-        ids, c, caller_phone=CANARY_PHONE, notes=CANARY_NAME + "\u0000"))),
+    "canary_naive_timestamp": (
+        CALL,
+        "validation_error",
+        lambda ids, c: _dump(
+            _valid_call(ids, c, caller_phone=CANARY_PHONE, customer_name=CANARY_NAME, occurred_at="2026-11-27T09:00:00")
+        ),
+    ),
+    "canary_unknown_enum": (
+        CALL,
+        "validation_error",
+        lambda ids, c: _dump(_valid_call(ids, c, caller_phone=CANARY_PHONE, notes=CANARY_NAME, category="gossip")),
+    ),
+    "canary_bad_json": (
+        CALL,
+        "invalid_json",
+        lambda ids, c: ('{"caller_phone": "' + CANARY_PHONE + '", "customer_name": "' + CANARY_NAME + '", ').encode(),
+    ),
+    "canary_nul": (
+        CALL,
+        "validation_error",
+        lambda ids, c: _dump(_valid_call(ids, c, caller_phone=CANARY_PHONE, notes=CANARY_NAME + "\u0000")),
+    ),
 }
 
 
@@ -517,8 +689,9 @@ def _oversized(ids: _Ids, customer_id: str, size: int) -> Hostile:
     return Hostile(f"oversized_{size // 1000}kB", SHIPMENT, b"SH-OVERSIZED", _dump(doc), "oversized")
 
 
-def _with_hostile(rng: random.Random, ids: _Ids, publications: list[Publication], spec: WorkloadSpec,
-                  customers: list[str]) -> list[Publication]:
+def _with_hostile(
+    rng: random.Random, ids: _Ids, publications: list[Publication], spec: WorkloadSpec, customers: list[str]
+) -> list[Publication]:
     hostile: list[Hostile] = []
     if spec.hostile_share:
         names = [n for n in (spec.hostile_names or CATALOGUE) if n in CATALOGUE]
@@ -538,9 +711,23 @@ def _conflicts(rng: random.Random, ids: _Ids, publications: list[Publication]) -
     """Two events re-published with a different payload, after their original (same key, same partition)."""
     goods = [i for i, p in enumerate(publications) if isinstance(p.item, GoodEvent) and p.copy == 1]
     chosen = rng.sample(goods, k=min(2, len(goods)))
-    return [(rng.randint(i + 1, len(publications)), Publication(_conflicting_copy(ids, publications[i].item)))
-            for i in chosen]
+    return [
+        (rng.randint(i + 1, len(publications)), Publication(_conflicting_copy(ids, publications[i].item)))
+        for i in chosen
+    ]
 
 
-__all__ = ["CANARY_NAME", "CANARY_PHONE", "CANARY_PHONE_DIGITS", "CATALOGUE", "PROCESSED", "GoodEvent", "Hostile",
-           "Ledger", "Publication", "SQL_TEXTS", "WorkloadSpec", "generate"]
+__all__ = [
+    "CANARY_NAME",
+    "CANARY_PHONE",
+    "CANARY_PHONE_DIGITS",
+    "CATALOGUE",
+    "PROCESSED",
+    "SQL_TEXTS",
+    "GoodEvent",
+    "Hostile",
+    "Ledger",
+    "Publication",
+    "WorkloadSpec",
+    "generate",
+]

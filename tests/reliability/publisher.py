@@ -32,8 +32,11 @@ MAX_REQUEST_BYTES = 4 * 1024 * 1024  # room for the over-limit records of the ov
 
 
 def stream_topics(settings: Settings) -> dict[str, str]:
-    return {SHIPMENT: settings.topic_shipment_events, CARRIER: settings.topic_carrier_updates,
-            CALL: settings.topic_call_logs}
+    return {
+        SHIPMENT: settings.topic_shipment_events,
+        CARRIER: settings.topic_carrier_updates,
+        CALL: settings.topic_call_logs,
+    }
 
 
 class Pacer:
@@ -67,9 +70,14 @@ class Publisher:
     async def run(self, publications: list[Publication] | None = None) -> None:
         """Publish (a slice of) the ledger; returns when every record is acknowledged."""
         items = self.ledger.publications if publications is None else publications
-        self._producer = AIOKafkaProducer(**aiokafka_kwargs(self.settings), linger_ms=0, acks="all",
-                                          enable_idempotence=False, max_request_size=MAX_REQUEST_BYTES,
-                                          request_timeout_ms=20_000)
+        self._producer = AIOKafkaProducer(
+            **aiokafka_kwargs(self.settings),
+            linger_ms=0,
+            acks="all",
+            enable_idempotence=False,
+            max_request_size=MAX_REQUEST_BYTES,
+            request_timeout_ms=20_000,
+        )
         await self._producer.start()
         self.started_at = time.monotonic()
         try:
@@ -117,12 +125,12 @@ class Publisher:
         deadline = time.monotonic() + RETRY_FOR_S
         while True:
             try:
-                meta = await self._producer.send_and_wait(topic, value=pub.value, key=pub.item.key,
-                                                          partition=partition)
+                meta = await self._producer.send_and_wait(topic, value=pub.value, key=pub.item.key, partition=partition)
                 return meta.partition, meta.offset
             except (TimeoutError, KafkaError) as exc:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the broker did not acknowledge a record for {RETRY_FOR_S:.0f}s: "
-                                       f"{type(exc).__name__}: {exc}") from exc
+                    raise RuntimeError(
+                        f"the broker did not acknowledge a record for {RETRY_FOR_S:.0f}s: {type(exc).__name__}: {exc}"
+                    ) from exc
                 self.retries += 1
                 await asyncio.sleep(0.5)

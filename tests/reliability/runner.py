@@ -47,13 +47,27 @@ class Attempt:
     def to_json(self) -> dict:
         o = self.outcome
         return {
-            "attempt": self.number, "status": self.status, "failures": self.failures,
-            "broker_suspicion": self.suspicion, "error": self.error, "wall_s": round(self.wall_s, 1),
+            "attempt": self.number,
+            "status": self.status,
+            "failures": self.failures,
+            "broker_suspicion": self.suspicion,
+            "error": self.error,
+            "wall_s": round(self.wall_s, 1),
             "folder": str(self.folder),
-            **({} if o is None else {
-                "workload": o.workload, "faults": o.faults, "recovery_s": _round(o.recovery_s),
-                "stuck_partitions": o.stuck, "notes": o.notes, "extra": o.extra, "group_trouble": o.group_trouble,
-                "findings": o.findings.to_json()}),
+            **(
+                {}
+                if o is None
+                else {
+                    "workload": o.workload,
+                    "faults": o.faults,
+                    "recovery_s": _round(o.recovery_s),
+                    "stuck_partitions": o.stuck,
+                    "notes": o.notes,
+                    "extra": o.extra,
+                    "group_trouble": o.group_trouble,
+                    "findings": o.findings.to_json(),
+                }
+            ),
         }
 
 
@@ -84,8 +98,10 @@ class Row:
             parts.insert(0, "; ".join(final.failures))
         if len(self.attempts) > 1:
             first = self.attempts[0]
-            parts.append(f"attempt 1 {first.status}: {'; '.join(first.failures)[:200]}"
-                         + (f" (broker-suspect: {first.suspicion})" if first.suspicion else ""))
+            parts.append(
+                f"attempt 1 {first.status}: {'; '.join(first.failures)[:200]}"
+                + (f" (broker-suspect: {first.suspicion})" if first.suspicion else "")
+            )
         return "; ".join(p for p in parts if p)
 
     def cells(self) -> dict:
@@ -122,9 +138,15 @@ class Scorecard:
 
     def to_json(self) -> dict:
         counts = {s: sum(1 for r in self.rows if r.status == s) for s in (PASS, FAIL, SUSPECT)}
-        return {"size": self.size, "started_at": self.started_at, "wall_s": round(self.wall_s, 1),
-                "passed": self.passed, "counts": counts, "workdir": self.workdir,
-                "rows": [r.to_json() for r in self.rows]}
+        return {
+            "size": self.size,
+            "started_at": self.started_at,
+            "wall_s": round(self.wall_s, 1),
+            "passed": self.passed,
+            "counts": counts,
+            "workdir": self.workdir,
+            "rows": [r.to_json() for r in self.rows],
+        }
 
 
 def _round(value: float | None) -> float | None:
@@ -142,16 +164,21 @@ def broker_suspicion(outcome: Outcome, failures: list[str]) -> str | None:
     """Evidence that the test broker, not the hub, explains every failure of an attempt."""
     f = outcome.findings
     if f.lost and f.lost_missing_on_broker == f.lost and all(x.startswith(LOSS_SIGNS) for x in failures):
-        return (f"all {f.lost} lost events are absent from the broker at their acknowledged offsets "
-                f"(e.g. {f.samples.get('missing on broker', ['?'])[0]})")
+        return (
+            f"all {f.lost} lost events are absent from the broker at their acknowledged offsets "
+            f"(e.g. {f.samples.get('missing on broker', ['?'])[0]})"
+        )
     if outcome.group_trouble and all(any(sign in x for sign in STALL_SIGNS) for x in failures):
-        return (f"partitions stuck {outcome.stuck or ''} while the hub logs group-protocol errors: "
-                f"{', '.join(outcome.group_trouble[:4])}")
+        return (
+            f"partitions stuck {outcome.stuck or ''} while the hub logs group-protocol errors: "
+            f"{', '.join(outcome.group_trouble[:4])}"
+        )
     return None
 
 
-async def run_attempt(scenario: Scenario, size: str, services: Services, folder: Path, number: int,
-                      seed: int) -> Attempt:
+async def run_attempt(
+    scenario: Scenario, size: str, services: Services, folder: Path, number: int, seed: int
+) -> Attempt:
     folder.mkdir(parents=True, exist_ok=True)
     ctx = Context(scenario.name, size, services, folder, seed)
     started = time.monotonic()
@@ -160,38 +187,43 @@ async def run_attempt(scenario: Scenario, size: str, services: Services, folder:
     except Exception as exc:  # noqa: BLE001 - a crashed scenario is a failed attempt, with its traceback
         error = "".join(traceback.format_exception(exc))[-4000:]
         text = f"scenario error: {type(exc).__name__}: {str(exc)[:300]}"
-        return Attempt(number, FAIL, ctx.failures + [text], None, None, error, time.monotonic() - started, folder)
+        return Attempt(number, FAIL, [*ctx.failures, text], None, None, error, time.monotonic() - started, folder)
     failures = failures_of(outcome)
     status = PASS if not failures else FAIL
     suspicion = broker_suspicion(outcome, failures) if failures else None
     return Attempt(number, status, failures, suspicion, outcome, None, time.monotonic() - started, folder)
 
 
-async def run_row(scenario: Scenario, size: str, services: Services, seed: int,
-                  report: Callable[[str], None]) -> Row:
+async def run_row(scenario: Scenario, size: str, services: Services, seed: int, report: Callable[[str], None]) -> Row:
     row = Row(scenario)
     for number in (1, 2):
         report(f"{scenario.name}: attempt {number} ({size})")
-        attempt = await run_attempt(scenario, size, services, services.workdir / scenario.name / f"attempt-{number}",
-                                    number, seed)
+        attempt = await run_attempt(
+            scenario, size, services, services.workdir / scenario.name / f"attempt-{number}", number, seed
+        )
         row.attempts.append(attempt)
-        report(f"{scenario.name}: attempt {number} {attempt.status} in {attempt.wall_s:.0f}s"
-               + (f" - {'; '.join(attempt.failures)[:400]}" if attempt.failures else ""))
+        report(
+            f"{scenario.name}: attempt {number} {attempt.status} in {attempt.wall_s:.0f}s"
+            + (f" - {'; '.join(attempt.failures)[:400]}" if attempt.failures else "")
+        )
         if attempt.status == PASS:
             break
     return row
 
 
-async def run_scorecard(size: str, names: list[str] | None, workdir: Path, *, parallel: int = 1,
-                        report: Callable[[str], None] = print) -> Scorecard:
+async def run_scorecard(
+    size: str, names: list[str] | None, workdir: Path, *, parallel: int = 1, report: Callable[[str], None] = print
+) -> Scorecard:
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}")
     chosen = [BY_NAME[n] for n in names] if names else list(SCENARIOS)
     started = time.monotonic()
     card = Scorecard(size, [], datetime.now(UTC).isoformat(timespec="seconds"), workdir=str(workdir))
     services = Services.start(workdir)
-    report(f"services: Tansu {services.broker.bootstrap}, PostgreSQL 18 on port {services.postgres.port}; "
-           f"work in {workdir}")
+    report(
+        f"services: Tansu {services.broker.bootstrap}, PostgreSQL 18 on port {services.postgres.port}; "
+        f"work in {workdir}"
+    )
     try:
         rows: dict[str, Row] = {}
         queue = list(chosen)
@@ -212,17 +244,30 @@ async def run_scorecard(size: str, names: list[str] | None, workdir: Path, *, pa
 
 # --- reporting ------------------------------------------------------------------------------------------
 
-COLUMNS = (("scenario", "scenario"), ("events", "events"), ("faults", "faults injected"), ("lost", "lost"),
-           ("duplicate_effects", "duplicate effects"), ("duplicate_alerts", "duplicate alerts"),
-           ("dead_letters", "dead letters"), ("recovery_s", "recovery s"), ("result", "result"), ("note", "note"))
+COLUMNS = (
+    ("scenario", "scenario"),
+    ("events", "events"),
+    ("faults", "faults injected"),
+    ("lost", "lost"),
+    ("duplicate_effects", "duplicate effects"),
+    ("duplicate_alerts", "duplicate alerts"),
+    ("dead_letters", "dead letters"),
+    ("recovery_s", "recovery s"),
+    ("result", "result"),
+    ("note", "note"),
+)
 STYLE = {PASS: "bold green", FAIL: "bold red", SUSPECT: "bold yellow"}
 
 
 def render(card: Scorecard) -> Table:
     table = Table(title=f"Reliability scorecard ({card.size}, {card.wall_s:.0f} s wall)", show_lines=True)
     for key, header in COLUMNS:
-        table.add_column(header, overflow="fold", max_width=70 if key == "note" else None,
-                         justify="right" if key not in ("scenario", "result", "note") else "left")
+        table.add_column(
+            header,
+            overflow="fold",
+            max_width=70 if key == "note" else None,
+            justify="right" if key not in ("scenario", "result", "note") else "left",
+        )
     for row in card.rows:
         cells = row.cells()
         values = ["-" if cells[key] is None else str(cells[key]) for key, _ in COLUMNS]
@@ -236,8 +281,9 @@ def markdown(card: Scorecard) -> str:
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in card.rows:
         cells = row.cells()
-        lines.append("| " + " | ".join("-" if cells[k] is None else str(cells[k]).replace("|", "/")
-                                       for k, _ in COLUMNS) + " |")
+        lines.append(
+            "| " + " | ".join("-" if cells[k] is None else str(cells[k]).replace("|", "/") for k, _ in COLUMNS) + " |"
+        )
     return "\n".join(lines)
 
 

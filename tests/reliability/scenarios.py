@@ -35,14 +35,19 @@ import asyncpg
 import orjson
 from pydantic import SecretStr
 
-from hub.embedded import free_port
+from hub.dev.embedded import free_port
 from hub.kafka import aiokafka_kwargs, ensure_topics
 from hub.migrate import apply_migrations
 from tests.reliability import harness
 from tests.reliability.checker import Findings, check, read_topics
 from tests.reliability.faultproxy import FaultProxy
 from tests.reliability.generator import (
-    CANARY_NAME, CANARY_PHONE, CANARY_PHONE_DIGITS, Ledger, WorkloadSpec, generate,
+    CANARY_NAME,
+    CANARY_PHONE,
+    CANARY_PHONE_DIGITS,
+    Ledger,
+    WorkloadSpec,
+    generate,
 )
 from tests.reliability.harness import HubFleet, HubProcess, LagProbe, Services
 from tests.reliability.publisher import Publisher
@@ -50,9 +55,12 @@ from tests.reliability.publisher import Publisher
 RECOVERY_WINDOW_S = 60.0  # everything published before the last fault ended must be committed this soon
 SETTLE_S = 120.0  # after publishing: time allowed to commit everything and empty the outbox
 PROGRESS_TIMEOUT_S = 60.0
-GROUP_TROUBLE = re.compile(r"UnknownMemberId|IllegalGeneration|RebalanceInProgress|NotCoordinator|"
-                           r"CoordinatorNotAvailable|UNKNOWN_MEMBER_ID|Heartbeat session expired|"
-                           r"OffsetCommit failed|CommitFailedError", re.I)
+GROUP_TROUBLE = re.compile(
+    r"UnknownMemberId|IllegalGeneration|RebalanceInProgress|NotCoordinator|"
+    r"CoordinatorNotAvailable|UNKNOWN_MEMBER_ID|Heartbeat session expired|"
+    r"OffsetCommit failed|CommitFailedError",
+    re.I,
+)
 BATCH_LINE = re.compile(r"batch: (\d+) records, (\d+) processed, (\d+) duplicates")  # the hub's log line
 KAFKA_PASSWORD_CANARY = "kafka-canary-pw-7f3a9c21"
 DB_PASSWORD_CANARY = "db-canary-pw-4e1b8d55"
@@ -126,8 +134,15 @@ class Run:
 
 async def begin(ctx: Context, settings, dsn: str, ledger: Ledger, rate: float | None, hubs: int = 1) -> Run:
     await ensure_topics(settings)
-    run = Run(ctx, settings, dsn, ledger, HubFleet(settings, ctx.folder),
-              await LagProbe(settings, settings.consumer_group).start(), Publisher(settings, ledger, rate))
+    run = Run(
+        ctx,
+        settings,
+        dsn,
+        ledger,
+        HubFleet(settings, ctx.folder),
+        await LagProbe(settings, settings.consumer_group).start(),
+        Publisher(settings, ledger, rate),
+    )
     for _ in range(hubs):
         run.fleet.spawn()
     run.publishing = asyncio.create_task(run.publisher.run(), name=f"publish-{ctx.name}")
@@ -189,28 +204,49 @@ async def finish(run: Run, findings: Findings) -> Outcome:
     exits = [m.proc.returncode for m in run.fleet.members]
     logs = run.fleet.logs()
     batches = [tuple(map(int, m.groups())) for m in BATCH_LINE.finditer(logs)]
-    run.ctx.extra.update(hub_processes=len(run.fleet.members), exit_codes=exits,
-                         publisher_retries=run.publisher.retries,
-                         publish_s=round(run.publisher.finished_at - run.publisher.started_at, 1),
-                         # re-delivered records the inbox turned into no-ops (kills between the Postgres
-                         # commit and the offset commit, rebalances, re-published copies)
-                         hub_batches=len(batches), duplicates_skipped=sum(b[2] for b in batches))
+    run.ctx.extra.update(
+        hub_processes=len(run.fleet.members),
+        exit_codes=exits,
+        publisher_retries=run.publisher.retries,
+        publish_s=round(run.publisher.finished_at - run.publisher.started_at, 1),
+        # re-delivered records the inbox turned into no-ops (kills between the Postgres
+        # commit and the offset commit, rebalances, re-published copies)
+        hub_batches=len(batches),
+        duplicates_skipped=sum(b[2] for b in batches),
+    )
     if run.ctx.extra["duplicates_skipped"]:
         run.ctx.notes.append(f"{run.ctx.extra['duplicates_skipped']} re-delivered records skipped by the inbox")
     trouble = sorted({m.group(0) for m in GROUP_TROUBLE.finditer(logs)})
-    return Outcome(run.ledger.summary(), findings, run.ctx.faults, run.recovery_s, run.stuck,
-                   run.ctx.failures, run.ctx.notes, run.ctx.extra, trouble)
+    return Outcome(
+        run.ledger.summary(),
+        findings,
+        run.ctx.faults,
+        run.recovery_s,
+        run.stuck,
+        run.ctx.failures,
+        run.ctx.notes,
+        run.ctx.extra,
+        trouble,
+    )
 
 
-async def standard(ctx: Context, spec: WorkloadSpec, rate: float | None, plan: FaultPlan | None = None,
-                   hubs: int = 1, settings_overrides: dict | None = None, dsn: str | None = None) -> Outcome:
+async def standard(
+    ctx: Context,
+    spec: WorkloadSpec,
+    rate: float | None,
+    plan: FaultPlan | None = None,
+    hubs: int = 1,
+    settings_overrides: dict | None = None,
+    dsn: str | None = None,
+) -> Outcome:
     dsn = dsn or await ctx.services.database(ctx.name)
     settings = harness.scenario_settings(ctx.services.broker.bootstrap, dsn, **(settings_overrides or {}))
     return await course(ctx, settings, dsn, generate(ctx.seed, spec), rate, plan, hubs)
 
 
-async def course(ctx: Context, settings, dsn: str, ledger: Ledger, rate: float | None, plan: FaultPlan | None,
-                 hubs: int = 1) -> Outcome:
+async def course(
+    ctx: Context, settings, dsn: str, ledger: Ledger, rate: float | None, plan: FaultPlan | None, hubs: int = 1
+) -> Outcome:
     """Publish the ledger to `hubs` hub processes, run the fault plan, measure recovery, check."""
     run = await begin(ctx, settings, dsn, ledger, rate, hubs)
     try:
@@ -275,16 +311,19 @@ async def graceful_stop(ctx: Context) -> Outcome:
             stop_times.append(round(took, 2))
             ctx.fault(f"SIGTERM {hub.name}: exit {rc} after {took:.1f}s")
             if rc != 0 or took > graceful_s:
-                ctx.failures.append(f"{hub.name} stopped with exit {rc} after {took:.1f}s "
-                                    f"(must exit 0 within HUB_GRACEFUL_TIMEOUT_S={graceful_s:.0f}s)")
+                ctx.failures.append(
+                    f"{hub.name} stopped with exit {rc} after {took:.1f}s "
+                    f"(must exit 0 within HUB_GRACEFUL_TIMEOUT_S={graceful_s:.0f}s)"
+                )
             if rc is None:
                 await hub.kill()
             hub = fleet.spawn()
         ctx.notes.append(f"{stops} SIGTERMs, slowest exit {max(stop_times):.1f}s")
         ctx.extra["stop_seconds"] = stop_times
 
-    return await standard(ctx, WorkloadSpec(events), rate, plan, dsn=dsn,
-                          settings_overrides={"graceful_timeout_s": graceful_s})
+    return await standard(
+        ctx, WorkloadSpec(events), rate, plan, dsn=dsn, settings_overrides={"graceful_timeout_s": graceful_s}
+    )
 
 
 # --- 3. scale-out and churn -------------------------------------------------------------------------------
@@ -302,8 +341,13 @@ async def scale_churn(ctx: Context) -> Outcome:
         for _ in range(actions):
             await asyncio.sleep(5.0)
             running = fleet.running
-            action = "add" if len(running) <= 1 else rng.choice(("kill", "term")) if len(running) >= 4 \
+            action = (
+                "add"
+                if len(running) <= 1
+                else rng.choice(("kill", "term"))
+                if len(running) >= 4
                 else rng.choice(("add", "kill", "term"))
+            )
             if action == "add":
                 hub = fleet.spawn()
             else:
@@ -318,8 +362,9 @@ async def scale_churn(ctx: Context) -> Outcome:
             fleet.spawn()
         ctx.notes.append(f"{done.count('add')} added, {done.count('kill')} SIGKILLed, {done.count('term')} SIGTERMed")
 
-    return await standard(ctx, WorkloadSpec(events), rate, plan, hubs=3, dsn=dsn,
-                          settings_overrides={"topic_partitions": 6})
+    return await standard(
+        ctx, WorkloadSpec(events), rate, plan, hubs=3, dsn=dsn, settings_overrides={"topic_partitions": 6}
+    )
 
 
 # --- 4. zombie ---------------------------------------------------------------------------------------
@@ -358,9 +403,15 @@ async def zombie(ctx: Context) -> Outcome:
         if not a.alive:
             ctx.failures.append(f"{a.name} died after SIGCONT (exit {a.proc.returncode})")
 
-    return await standard(ctx, WorkloadSpec(events), rate, plan, hubs=2, dsn=dsn,
-                          settings_overrides={"topic_partitions": 6,
-                                              "kafka_session_timeout_ms": int(session_s * 1000)})
+    return await standard(
+        ctx,
+        WorkloadSpec(events),
+        rate,
+        plan,
+        hubs=2,
+        dsn=dsn,
+        settings_overrides={"topic_partitions": 6, "kafka_session_timeout_ms": int(session_s * 1000)},
+    )
 
 
 async def _async_true(value) -> bool:
@@ -373,8 +424,10 @@ def zombie_work(log_after_resume: str) -> str:
     batches = [tuple(map(int, m.groups())) for m in BATCH_LINE.finditer(late)]
     refused = late.count("offsets not committed")
     records, stored, dupes = (sum(b[i] for b in batches) for i in range(3))
-    return (f"zombie's late work: {len(batches)} batches, {records} records ({stored} stored, {dupes} duplicates), "
-            f"{refused} commits refused")
+    return (
+        f"zombie's late work: {len(batches)} batches, {records} records ({stored} stored, {dupes} duplicates), "
+        f"{refused} commits refused"
+    )
 
 
 # --- 5. Postgres outage --------------------------------------------------------------------------------
@@ -409,8 +462,14 @@ async def postgres_outage(ctx: Context) -> Outcome:
             ctx.failures.append(f"the hub exited during the outage (exit {hub.proc.returncode})")
         ctx.notes.append(f"{killed} connections killed; {down_s}s down")
 
-    outcome = await course(ctx, harness.scenario_settings(ctx.services.broker.bootstrap, pg.dsn), pg.dsn,
-                           generate(ctx.seed, WorkloadSpec(events)), rate, plan)
+    outcome = await course(
+        ctx,
+        harness.scenario_settings(ctx.services.broker.bootstrap, pg.dsn),
+        pg.dsn,
+        generate(ctx.seed, WorkloadSpec(events)),
+        rate,
+        plan,
+    )
     if len(outcome.extra.get("exit_codes", [])) != 1:
         outcome.failures.append("the hub had to be restarted")
     state["pg"].stop()
@@ -472,11 +531,22 @@ async def network_faults(ctx: Context) -> Outcome:
 
 # --- 7. duplicates and replay ----------------------------------------------------------------------------
 
-CHECKSUMMED_TABLES = ("customers", "shipments", "shipment_events", "call_logs", "coordination_tasks",
-                      "customer_notifications", "inbox", "outbox", "dead_letters")
+CHECKSUMMED_TABLES = (
+    "customers",
+    "shipments",
+    "shipment_events",
+    "call_logs",
+    "coordination_tasks",
+    "customer_notifications",
+    "inbox",
+    "outbox",
+    "dead_letters",
+)
 # Table names come from the fixed tuple above, never from input.
-TABLE_CHECKSUM = {t: f"SELECT count(*) AS n, md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS sum "
-                     f"FROM {t} x" for t in CHECKSUMMED_TABLES}
+TABLE_CHECKSUM = {
+    t: f"SELECT count(*) AS n, md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) AS sum FROM {t} x"
+    for t in CHECKSUMMED_TABLES
+}
 
 
 async def table_checksums(dsn: str) -> dict[str, tuple[int, str]]:
@@ -517,12 +587,16 @@ async def duplicates_replay(ctx: Context) -> Outcome:
         alerts_after = len(await read_topics(settings, list(settings.alert_topics)))
         changed = [t for t in CHECKSUMMED_TABLES if before[t] != after[t]]
         if changed:
-            ctx.failures.append("the replay changed rows in " + ", ".join(
-                f"{t} ({before[t][0]} -> {after[t][0]} rows)" for t in changed))
+            ctx.failures.append(
+                "the replay changed rows in "
+                + ", ".join(f"{t} ({before[t][0]} -> {after[t][0]} rows)" for t in changed)
+            )
         if alerts_after != alerts_before:
             ctx.failures.append(f"the replay added {alerts_after - alerts_before} alerts to the handler queues")
-        ctx.notes.append(f"replay of {len(ledger.publications)} records in {time.monotonic() - started:.1f}s: "
-                         f"{len(changed)} tables changed, outbox {before['outbox'][0]} -> {after['outbox'][0]}")
+        ctx.notes.append(
+            f"replay of {len(ledger.publications)} records in {time.monotonic() - started:.1f}s: "
+            f"{len(changed)} tables changed, outbox {before['outbox'][0]} -> {after['outbox'][0]}"
+        )
     except BaseException:
         await run.fleet.stop_all(timeout=5)
         await run.probe.stop()
@@ -594,10 +668,12 @@ APP_ROLE_MUST_FAIL = {
     "ALTER TABLE": "ALTER TABLE inbox ADD COLUMN intruder int",
 }
 APP_ROLE_MAY = {"SELECT inbox": "SELECT count(*) FROM inbox"}
-CREATE_OTHER_SCHEMA = ("CREATE SCHEMA other AUTHORIZATION hub_owner",
-                       "CREATE TABLE other.secrets (note text)",
-                       "ALTER TABLE other.secrets OWNER TO hub_owner",
-                       "INSERT INTO other.secrets VALUES ('not for the hub')")
+CREATE_OTHER_SCHEMA = (
+    "CREATE SCHEMA other AUTHORIZATION hub_owner",
+    "CREATE TABLE other.secrets (note text)",
+    "ALTER TABLE other.secrets OWNER TO hub_owner",
+    "INSERT INTO other.secrets VALUES ('not for the hub')",
+)
 CANARIES = (CANARY_PHONE, CANARY_PHONE_DIGITS, CANARY_NAME, KAFKA_PASSWORD_CANARY, DB_PASSWORD_CANARY)
 SELECT_DEAD_LETTER_TEXT = "SELECT reason, error_class, message FROM dead_letters"
 
@@ -618,12 +694,21 @@ async def security_posture(ctx: Context) -> Outcome:
     await _privilege_checks(ctx, app_dsn)
 
     port = free_port()
-    settings = harness.scenario_settings(ctx.services.broker.bootstrap, app_dsn, log_level="DEBUG",
-                                         http_port=port, kafka_sasl_password=SecretStr(KAFKA_PASSWORD_CANARY))
+    settings = harness.scenario_settings(
+        ctx.services.broker.bootstrap,
+        app_dsn,
+        log_level="DEBUG",
+        http_port=port,
+        kafka_sasl_password=SecretStr(KAFKA_PASSWORD_CANARY),
+    )
     _sasl_reaches_aiokafka(ctx, settings)
     # A few hostile messages beside the canary ones; the poison scenario covers the whole catalogue.
-    spec = WorkloadSpec(ctx.pick(1000, 5000), canaries=True, hostile_share=0.002,
-                        hostile_names=("bad_json", "naive_timestamp", "unknown_enum", "nul_in_text"))
+    spec = WorkloadSpec(
+        ctx.pick(1000, 5000),
+        canaries=True,
+        hostile_share=0.002,
+        hostile_names=("bad_json", "naive_timestamp", "unknown_enum", "nul_in_text"),
+    )
     metrics: list[str] = []
 
     async def plan(fleet: HubFleet, publisher: Publisher) -> None:
@@ -634,9 +719,13 @@ async def security_posture(ctx: Context) -> Outcome:
 
     outcome = await course(ctx, settings, db_admin, generate(ctx.seed, spec), rate=ctx.pick(300, 600), plan=plan)
     bad_dsn_output = await _bad_dsn_run(ctx, settings)
-    texts = {"hub logs": _read_logs(ctx.folder), "/metrics": "\n".join(metrics), "bad-DSN run": bad_dsn_output,
-             "dead_letters text": await _dead_letter_text(db_admin),
-             **await _topic_texts(settings)}
+    texts = {
+        "hub logs": _read_logs(ctx.folder),
+        "/metrics": "\n".join(metrics),
+        "bad-DSN run": bad_dsn_output,
+        "dead_letters text": await _dead_letter_text(db_admin),
+        **await _topic_texts(settings),
+    }
     _canary_hunt(ctx, outcome, texts)
     if not metrics or "hub_events" not in metrics[0]:
         outcome.failures.append("no /metrics answer from `hub run` (HUB_HTTP_PORT)")
@@ -655,8 +744,9 @@ async def _caught_up(dsn: str, events: int) -> bool:
 
 async def _run(cmd: list[str], env: dict | None = None, timeout: float = 120) -> tuple[int, str]:
     """A short-lived helper process (psql, `hub migrate`): exit code and output."""
-    proc = await asyncio.create_subprocess_exec(*cmd, cwd=harness.REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, cwd=harness.REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
@@ -667,11 +757,24 @@ async def _run(cmd: list[str], env: dict | None = None, timeout: float = 120) ->
 
 
 async def _run_roles_script(ctx: Context, db_admin: str) -> None:
-    from hub.embedded import _pg_bin  # the bundled psql: the roles script uses psql variables and \gexec
+    from hub.dev.embedded import _pg_bin  # the bundled psql: the roles script uses psql variables and \gexec
 
-    rc, out = await _run([_pg_bin("psql"), db_admin, "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                          "-v", "owner_password=owner-pw", "-v", f"app_password={DB_PASSWORD_CANARY}",
-                          "-f", str(ROLES_SCRIPT)])
+    rc, out = await _run(
+        [
+            _pg_bin("psql"),
+            db_admin,
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-v",
+            "owner_password=owner-pw",
+            "-v",
+            f"app_password={DB_PASSWORD_CANARY}",
+            "-f",
+            str(ROLES_SCRIPT),
+        ]
+    )
     if rc != 0:
         raise RuntimeError(f"{ROLES_SCRIPT.name} failed: {out.strip()}")
     ctx.fault(f"roles from {ROLES_SCRIPT.relative_to(harness.REPO_ROOT)}: hub_owner, hub_app")
@@ -690,11 +793,20 @@ async def _hub_migrate(ctx: Context, owner_dsn: str, app_dsn: str) -> None:
 def _sasl_reaches_aiokafka(ctx: Context, settings) -> None:
     """The SASL settings (password included) are what aiokafka is given; TLS on the wire is tested in
     tests/test_security_settings.py."""
-    secured = settings.model_copy(update={"kafka_security_protocol": "SASL_PLAINTEXT",
-                                          "kafka_sasl_mechanism": "SCRAM-SHA-512", "kafka_sasl_username": "hub"})
+    secured = settings.model_copy(
+        update={
+            "kafka_security_protocol": "SASL_PLAINTEXT",
+            "kafka_sasl_mechanism": "SCRAM-SHA-512",
+            "kafka_sasl_username": "hub",
+        }
+    )
     kwargs = aiokafka_kwargs(secured)
-    wanted = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
-              "sasl_plain_username": "hub", "sasl_plain_password": KAFKA_PASSWORD_CANARY}
+    wanted = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "hub",
+        "sasl_plain_password": KAFKA_PASSWORD_CANARY,
+    }
     wrong = {k: kwargs.get(k) for k, v in wanted.items() if kwargs.get(k) != v}
     if wrong:
         ctx.failures.append(f"SASL settings do not reach aiokafka: {sorted(wrong)}")
@@ -740,9 +852,12 @@ async def _scrape_metrics(port: int) -> str:
 async def _bad_dsn_run(ctx: Context, settings) -> str:
     """`hub run` against a Postgres that is not there, with the canary password in its DSN."""
     closed = free_port()
-    bad = settings.model_copy(update={
-        "database_url": SecretStr(f"postgresql://hub_app:{DB_PASSWORD_CANARY}@127.0.0.1:{closed}/hub"),
-        "http_port": 0})
+    bad = settings.model_copy(
+        update={
+            "database_url": SecretStr(f"postgresql://hub_app:{DB_PASSWORD_CANARY}@127.0.0.1:{closed}/hub"),
+            "http_port": 0,
+        }
+    )
     hub = HubProcess("hub-bad-dsn", bad, ctx.folder / "hub-bad-dsn.log").start()
     rc = await hub.wait_exit(45)
     if rc is None:
@@ -761,8 +876,9 @@ def _read_logs(folder: Path) -> str:
 async def _dead_letter_text(dsn: str) -> str:
     conn = await asyncpg.connect(dsn, timeout=10)
     try:
-        return "\n".join(f"{r['reason']} {r['error_class']} {r['message']}"
-                         for r in await conn.fetch(SELECT_DEAD_LETTER_TEXT))
+        return "\n".join(
+            f"{r['reason']} {r['error_class']} {r['message']}" for r in await conn.fetch(SELECT_DEAD_LETTER_TEXT)
+        )
     finally:
         await conn.close()
 
@@ -770,8 +886,9 @@ async def _dead_letter_text(dsn: str) -> str:
 async def _topic_texts(settings) -> dict[str, str]:
     dlq = await read_topics(settings, [settings.topic_dead_letter])
     alerts = await read_topics(settings, list(settings.alert_topics))
-    headers = "\n".join(f"{k}={v.decode(errors='replace')}" for r in dlq for k, v in (r.headers or ())
-                        if k.startswith("hub.errors."))
+    headers = "\n".join(
+        f"{k}={v.decode(errors='replace')}" for r in dlq for k, v in (r.headers or ()) if k.startswith("hub.errors.")
+    )
     return {"dead-letter headers": headers, "alerts": "\n".join(r.value.decode(errors="replace") for r in alerts)}
 
 

@@ -3,7 +3,7 @@
 The scenarios run once per session module (side by side, two at a time, against their own Tansu
 and Postgres); each test then asserts its scenario's row. A row the evidence ties to the test
 broker (BROKER-SUSPECT, after the automatic re-run) is an expected failure with that evidence.
-`hub reliability --size full` runs the same scenarios at the issue's sizes.
+`python -m tests.reliability --size full` runs the same scenarios at the issue's sizes.
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ async def test_scenario(scorecard: runner.Scorecard, name: str) -> None:
 
 
 def test_generator_is_deterministic_and_covers_the_catalogue() -> None:
-    spec = WorkloadSpec(600, hostile_share=0.01, sql_share=0.3, stale_share=0.2, shuffle_window=4, copies=2,
-                        third_copy_share=0.1)
+    spec = WorkloadSpec(
+        600, hostile_share=0.01, sql_share=0.3, stale_share=0.2, shuffle_window=4, copies=2, third_copy_share=0.1
+    )
     first, again, other = generate(5, spec), generate(5, spec), generate(6, spec)
     assert [p.item.value for p in first.publications] == [p.item.value for p in again.publications]
     assert [p.item.value for p in first.publications] != [p.item.value for p in other.publications]
@@ -78,7 +79,7 @@ def test_generator_is_deterministic_and_covers_the_catalogue() -> None:
 
 
 def test_reserialized_copies_differ_in_bytes_only() -> None:
-    from hub.decoding import payload_hash
+    from hub.core.decoding import payload_hash
     from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 
     models = {SHIPMENT: ShipmentEvent, CARRIER: CarrierUpdate, CALL: CallLog}
@@ -93,15 +94,17 @@ def test_reserialized_copies_differ_in_bytes_only() -> None:
 
 
 def test_every_good_event_is_valid_and_every_hostile_one_is_refused_for_its_reason() -> None:
-    from hub.decoding import Accepted, Record, decode_record
+    from hub.core.decoding import Accepted, Record, decode_record, payload_hash
     from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 
     models = {SHIPMENT: ShipmentEvent, CARRIER: CarrierUpdate, CALL: CallLog}
-    ledger = generate(9, WorkloadSpec(400, hostile_share=0.05, sql_share=0.5, canaries=True,
-                                      oversized_bytes=(1_500_000,)))
+    ledger = generate(
+        9, WorkloadSpec(400, hostile_share=0.05, sql_share=0.5, canaries=True, oversized_bytes=(1_500_000,))
+    )
     for event in ledger.events.values():
-        assert isinstance(decode_record(Record("t", 0, 0, event.key, event.value), models[event.stream], 1 << 20),
-                          Accepted), event.value[:200]
+        assert isinstance(
+            decode_record(Record("t", 0, 0, event.key, event.value), models[event.stream], 1 << 20), Accepted
+        ), event.value[:200]
     for pub in ledger.hostile:
         hostile = pub.item
         if hostile.reason == "conflicting_duplicate":
@@ -111,17 +114,19 @@ def test_every_good_event_is_valid_and_every_hostile_one_is_refused_for_its_reas
         assert outcome in {hostile.reason} | hostile.alternatives, hostile.name
         if isinstance(verdict, Accepted):
             # A re-publish in other bytes is compared by content: that must work for whatever is accepted.
-            assert verdict.payload_hash, hostile.name
+            assert payload_hash(verdict.event), hostile.name
 
 
 def test_expected_sheet_follows_occurred_at_not_arrival() -> None:
     from datetime import UTC, datetime
 
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    facts = [SheetFact(t + timedelta(hours=3), "delivered", None),
-             SheetFact(t + timedelta(hours=1), "in_transit", t + timedelta(days=2)),
-             SheetFact(t + timedelta(hours=2), "out_for_delivery", t + timedelta(days=1)),
-             SheetFact(t + timedelta(minutes=90), "in_transit", t + timedelta(days=5))]  # stale, arrived last
+    facts = [
+        SheetFact(t + timedelta(hours=3), "delivered", None),
+        SheetFact(t + timedelta(hours=1), "in_transit", t + timedelta(days=2)),
+        SheetFact(t + timedelta(hours=2), "out_for_delivery", t + timedelta(days=1)),
+        SheetFact(t + timedelta(minutes=90), "in_transit", t + timedelta(days=5)),
+    ]  # stale, arrived last
     want = expected_sheet(facts)
     assert (want.status, want.eta) == ("delivered", t + timedelta(days=1))
 
@@ -154,11 +159,23 @@ def _perfect_hub(ledger: Ledger, settings) -> tuple[HubState, list, list]:
     dlq = []
     for pub in ledger.hostile:
         where = (topics[pub.item.stream], *pub.position)
-        state.dead_letters.append({"source_topic": where[0], "source_partition": where[1], "source_offset": where[2],
-                                   "reason": pub.item.reason, "error_class": "E", "message": "m",
-                                   "value": pub.item.value})
-        headers = (("hub.errors.topic", where[0].encode()), ("hub.errors.partition", str(where[1]).encode()),
-                   ("hub.errors.offset", str(where[2]).encode()), ("hub.errors.reason", pub.item.reason.encode()))
+        state.dead_letters.append(
+            {
+                "source_topic": where[0],
+                "source_partition": where[1],
+                "source_offset": where[2],
+                "reason": pub.item.reason,
+                "error_class": "E",
+                "message": "m",
+                "value": pub.item.value,
+            }
+        )
+        headers = (
+            ("hub.errors.topic", where[0].encode()),
+            ("hub.errors.partition", str(where[1]).encode()),
+            ("hub.errors.offset", str(where[2]).encode()),
+            ("hub.errors.reason", pub.item.reason.encode()),
+        )
         dlq.append(_FakeRecord(settings.topic_dead_letter, pub.item.value or b"", headers=headers))
     return state, alerts, dlq
 
@@ -183,7 +200,7 @@ def test_checker_finds_nothing_wrong_with_a_perfect_hub_and_each_planted_anomaly
     with_rules = next(e for e in ledger.events.values() if e.expect.rules)
     with_notice = next(e for e in ledger.events.values() if e.expect.notifications and e is not with_rules)
     quiet = next(e for e in ledger.events.values() if not e.expect.rules)
-    queue, rule = with_rules.expect.rules[0]
+    _queue, rule = with_rules.expect.rules[0]
     del state.tasks[(with_rules.event_id, rule, rule)]  # lost: a task never written
     state.notices[(with_notice.event_id, with_notice.expect.notifications[0])] = 2  # duplicate effect
     state.tasks[(quiet.event_id, "damage", "damage")] = 1  # unexpected effect
@@ -193,11 +210,23 @@ def test_checker_finds_nothing_wrong_with_a_perfect_hub_and_each_planted_anomaly
     alerts.pop(1)  # a missing alert
     state.dead_letters[0] = {**state.dead_letters[0], "reason": "unprocessable"}  # wrong reason
     f = _findings(ledger, settings, state, alerts, dlq)
-    assert (f.lost, f.duplicate_effects, f.unexpected_effects, f.stale_overwrites, f.duplicate_alerts,
-            f.missing_alerts, f.dead_letter_mismatches) == (1, 1, 1, 1, 1, 1, 1), f.to_json()
+    assert (
+        f.lost,
+        f.duplicate_effects,
+        f.unexpected_effects,
+        f.stale_overwrites,
+        f.duplicate_alerts,
+        f.missing_alerts,
+        f.dead_letter_mismatches,
+    ) == (1, 1, 1, 1, 1, 1, 1), f.to_json()
     assert {v.split(":")[0] for v in f.violations()} == {
-        "lost", "duplicate effects", "unexpected effects", "missing alerts", "stale overwrites",
-        "dead-letter mismatches"}
+        "lost",
+        "duplicate effects",
+        "unexpected effects",
+        "missing alerts",
+        "stale overwrites",
+        "dead-letter mismatches",
+    }
 
 
 def test_a_failure_explained_by_records_the_broker_lost_is_broker_suspect() -> None:

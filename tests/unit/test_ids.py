@@ -5,7 +5,7 @@ import uuid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.routing import ID_NAMESPACE, stable_id
+from hub.core.ids import ID_NAMESPACE, stable_id
 
 
 @given(st.lists(st.text(), min_size=1, max_size=5))

@@ -8,16 +8,18 @@ import asyncio
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from consumers.inbound import InboundBatches
+from hub.inbound import InboundBatches
 from hub.pipeline import Stopping
-from hub.store import BatchOutcome
+from hub.store.batch import BatchOutcome
 
 TOPIC = "shipment.events"
 
 
 def poll(first: int, count: int, partition: int = 0) -> tuple:
-    return tuple(ConsumerRecord(TOPIC, partition, offset, 0, 0, b"k", b"{}", None, 1, 2, ())
-                 for offset in range(first, first + count))
+    return tuple(
+        ConsumerRecord(TOPIC, partition, offset, 0, 0, b"k", b"{}", None, 1, 2, ())
+        for offset in range(first, first + count)
+    )
 
 
 class FakePipeline:

@@ -1,4 +1,4 @@
-"""The contract's routing table (CONTRACT.md, "Routing") against hub.routing, row by row.
+"""The contract's routing table (CONTRACT.md, "Routing") against hub.core.routing, row by row.
 
 Routing is pure: (event, Known, AlertSource, Rules, now) -> Decision. Multi-event scenarios
 thread each decision's sheet into the next event's Known, as the store does.
@@ -7,15 +7,16 @@ thread each decision's sheet into the next event's Known, as the store does.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from hub.routing import Decision, route_event
-from hub.rules import load_rules
-from hub.state import CustomerInfo, Known, ShipmentSheet
+from hub.core.routing import Decision, route_event
+from hub.core.rules import load_rules
+from hub.core.state import CustomerInfo, Known, ShipmentSheet
 from schemas.enums import (
     CustomerTier,
     Language,
@@ -48,10 +49,17 @@ TOPICS = {ShipmentEvent: "shipment.events", CallLog: "call.logs", CarrierUpdate:
 
 
 def shipment(type_: str = "created", at: datetime = T0, **fields: Any) -> ShipmentEvent:
-    return ShipmentEvent.model_validate({
-        "event_id": fields.pop("event_id", f"ship-{next(_serial)}"), "occurred_at": at, "source": "wms-sh-01",
-        "shipment_id": SHIPMENT_ID, "customer_id": CUSTOMER_ID, "type": type_, **fields,
-    })
+    return ShipmentEvent.model_validate(
+        {
+            "event_id": fields.pop("event_id", f"ship-{next(_serial)}"),
+            "occurred_at": at,
+            "source": "wms-sh-01",
+            "shipment_id": SHIPMENT_ID,
+            "customer_id": CUSTOMER_ID,
+            "type": type_,
+            **fields,
+        }
+    )
 
 
 def shipment_exception(code: str, at: datetime = T0, **fields: Any) -> ShipmentEvent:
@@ -59,25 +67,44 @@ def shipment_exception(code: str, at: datetime = T0, **fields: Any) -> ShipmentE
 
 
 def carrier(status: str = "in_transit", at: datetime = T0, **fields: Any) -> CarrierUpdate:
-    return CarrierUpdate.model_validate({
-        "event_id": fields.pop("event_id", f"carrier-{next(_serial)}"), "occurred_at": at, "source": "carrier:SF",
-        "carrier_id": "SF", "carrier_tracking_no": "SF-TRK-100", "shipment_id": SHIPMENT_ID, "status": status,
-        **fields,
-    })
+    return CarrierUpdate.model_validate(
+        {
+            "event_id": fields.pop("event_id", f"carrier-{next(_serial)}"),
+            "occurred_at": at,
+            "source": "carrier:SF",
+            "carrier_id": "SF",
+            "carrier_tracking_no": "SF-TRK-100",
+            "shipment_id": SHIPMENT_ID,
+            "status": status,
+            **fields,
+        }
+    )
 
 
 def call(category: str = "query", at: datetime = T0, direction: str = "inbound", **fields: Any) -> CallLog:
-    return CallLog.model_validate({
-        "event_id": fields.pop("event_id", f"call-{next(_serial)}"), "occurred_at": at, "source": "cc-shanghai",
-        "call_id": f"CALL-{next(_serial)}", "customer_id": CUSTOMER_ID, "shipment_id": SHIPMENT_ID,
-        "direction": direction, "channel": "phone", "category": category, **fields,
-    })
+    return CallLog.model_validate(
+        {
+            "event_id": fields.pop("event_id", f"call-{next(_serial)}"),
+            "occurred_at": at,
+            "source": "cc-shanghai",
+            "call_id": f"CALL-{next(_serial)}",
+            "customer_id": CUSTOMER_ID,
+            "shipment_id": SHIPMENT_ID,
+            "direction": direction,
+            "channel": "phone",
+            "category": category,
+            **fields,
+        }
+    )
 
 
 def sheet(**fields: Any) -> ShipmentSheet:
     """A known shipment of customer C1, in transit since an hour before T0."""
-    defaults: dict[str, Any] = {"customer_id": CUSTOMER_ID, "status": ShipmentEventType.IN_TRANSIT,
-                                "last_event_at": T0 - H}
+    defaults: dict[str, Any] = {
+        "customer_id": CUSTOMER_ID,
+        "status": ShipmentEventType.IN_TRANSIT,
+        "last_event_at": T0 - H,
+    }
     return ShipmentSheet(SHIPMENT_ID, **{**defaults, **fields})
 
 
@@ -94,8 +121,9 @@ def route_known(event: InboundEvent, customer: CustomerInfo = STANDARD, **sheet_
     return route(event, Known(sheet=sheet(**sheet_fields), customer=customer))
 
 
-def replay(events: list[InboundEvent], customer: CustomerInfo | None = None,
-           start: ShipmentSheet | None = None) -> list[Decision]:
+def replay(
+    events: list[InboundEvent], customer: CustomerInfo | None = None, start: ShipmentSheet | None = None
+) -> list[Decision]:
     """Route events in arrival order, each against the sheet the previous one left (like the store)."""
     decisions, current = [], start
     for event in events:
@@ -132,7 +160,9 @@ class Row:
 
 DAMAGE = Row("damage", "exceptions", "claims", Severity.P1, NotificationKind.EXCEPTION)
 LOSS = Row("loss", "exceptions", "claims", Severity.P1, NotificationKind.EXCEPTION)
-DELIVERY_PROBLEM = Row("delivery_problem", "exceptions", "carrier_liaison", Severity.P2, NotificationKind.DELIVERY_PROBLEM)
+DELIVERY_PROBLEM = Row(
+    "delivery_problem", "exceptions", "carrier_liaison", Severity.P2, NotificationKind.DELIVERY_PROBLEM
+)
 CUSTOMS = Row("customs_hold", "exceptions", "dispatch", Severity.P2, NotificationKind.EXCEPTION)
 DELAY = Row("delay", "exceptions", "carrier_liaison", Severity.P3, NotificationKind.DELAY)
 URGENT = Row("urgent_order", "urgent_orders", "dispatch", Severity.P1, NotificationKind.URGENT_ORDER_CONFIRMED)
@@ -164,11 +194,18 @@ CASES: list[tuple[str, Row, Callable[[], InboundEvent], dict[str, Any]]] = [
     ("carrier weather", DELAY, lambda: carrier("exception", exception_code="weather"), {}),
     ("carrier other", DELAY, lambda: carrier("exception", exception_code="other"), {}),
     ("carrier exception without code", DELAY, lambda: carrier("exception"), {}),
-    ("carrier eta past promise", DELAY, lambda: carrier("in_transit", eta=(T0 + 48 * H).isoformat()),
-     {"promised_delivery_at": T0 + 24 * H}),
-    ("shipment promise before known eta", DELAY,
-     lambda: shipment("packed", promised_delivery_at=(T0 + 24 * H).isoformat()),
-     {"eta": T0 + 48 * H, "eta_reported_at": T0 - H}),
+    (
+        "carrier eta past promise",
+        DELAY,
+        lambda: carrier("in_transit", eta=(T0 + 48 * H).isoformat()),
+        {"promised_delivery_at": T0 + 24 * H},
+    ),
+    (
+        "shipment promise before known eta",
+        DELAY,
+        lambda: shipment("packed", promised_delivery_at=(T0 + 24 * H).isoformat()),
+        {"eta": T0 + 48 * H, "eta_reported_at": T0 - H},
+    ),
     ("inbound complaint", COMPLAINT, lambda: call("complaint"), {"promised_delivery_at": FAR_PROMISE}),
     ("outbound complaint", COMPLAINT, lambda: call("complaint", direction="outbound"), {}),
     ("inbound claim", CLAIM, lambda: call("claim"), {}),
@@ -179,8 +216,9 @@ CASES: list[tuple[str, Row, Callable[[], InboundEvent], dict[str, Any]]] = [
 REPEAT_CONTACTS = (T0 - 3 * H,)  # an earlier inbound query about the shipment
 
 
-def _route_case(make: Callable[[], InboundEvent], fields: dict[str, Any], customer: CustomerInfo,
-                rule: str) -> tuple[InboundEvent, Decision]:
+def _route_case(
+    make: Callable[[], InboundEvent], fields: dict[str, Any], customer: CustomerInfo, rule: str
+) -> tuple[InboundEvent, Decision]:
     event = make()
     contacts = REPEAT_CONTACTS if rule == "repeat_contact" else ()
     has_shipment = getattr(event, "shipment_id", None) is not None
@@ -204,8 +242,12 @@ def test_routing_table_row(name: str, row: Row, make: Callable[[], InboundEvent]
 
     assert len(decision.tasks) == 1
     task = decision.tasks[0]
-    assert (task.department, task.severity, task.task_id, task.alert_id) == \
-        (row.department, row.severity, alert.task_id, alert.alert_id)
+    assert (task.department, task.severity, task.task_id, task.alert_id) == (
+        row.department,
+        row.severity,
+        alert.task_id,
+        alert.alert_id,
+    )
     assert task.customer_id == CUSTOMER_ID and task.source_event_id == event.event_id
     assert task.due_at == alert.due_at == event.occurred_at + RESPONSE[row.severity]
 
@@ -213,10 +255,15 @@ def test_routing_table_row(name: str, row: Row, make: Callable[[], InboundEvent]
         assert decision.notifications == ()
     else:
         (notice,) = decision.notifications
-        assert (notice.kind, notice.customer_id, notice.language, notice.channel) == \
-            (row.notify, CUSTOMER_ID, "en", "email")
+        assert (notice.kind, notice.customer_id, notice.language, notice.channel) == (
+            row.notify,
+            CUSTOMER_ID,
+            "en",
+            "email",
+        )
         assert notice.body == _english(row.notify).format(
-            shipment_id=getattr(event, "shipment_id", None) or "-", reference=task.task_id)
+            shipment_id=getattr(event, "shipment_id", None) or "-", reference=task.task_id
+        )
         assert notice.source_event_id == event.event_id
 
 
@@ -253,14 +300,16 @@ def test_known_customer_is_not_registered_again():
 
 
 def test_damage_task_carries_the_declared_value():
-    decision = route(shipment_exception("damaged", declared_value={"amount": 12800.5, "currency": "CNY"}),
-                     Known(customer=STANDARD))
+    decision = route(
+        shipment_exception("damaged", declared_value={"amount": 12800.5, "currency": "CNY"}), Known(customer=STANDARD)
+    )
     assert decision.tasks[0].details["declared_value"] == {"amount": 12800.5, "currency": "CNY"}
 
 
 def test_delay_task_has_no_declared_value():
-    decision = route(shipment_exception("delayed", declared_value={"amount": 10, "currency": "CNY"}),
-                     Known(customer=STANDARD))
+    decision = route(
+        shipment_exception("delayed", declared_value={"amount": 10, "currency": "CNY"}), Known(customer=STANDARD)
+    )
     assert "declared_value" not in decision.tasks[0].details
 
 
@@ -273,12 +322,32 @@ def test_complaint_notice_quotes_its_task_id_as_reference():
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: shipment("created"), lambda: shipment("picked"), lambda: shipment("in_transit"),
-     lambda: carrier("in_transit"), lambda: carrier("arrived_at_hub"), lambda: carrier("returned_to_sender"),
-     lambda: call("query"), lambda: call("booking"), lambda: call("feedback"), lambda: call("survey", satisfaction_score=1),
-     lambda: call("query", direction="outbound")],
-    ids=["created", "picked", "in_transit", "carrier in_transit", "arrived_at_hub", "returned_to_sender",
-         "first query", "booking", "feedback", "bad survey", "outbound query"],
+    [
+        lambda: shipment("created"),
+        lambda: shipment("picked"),
+        lambda: shipment("in_transit"),
+        lambda: carrier("in_transit"),
+        lambda: carrier("arrived_at_hub"),
+        lambda: carrier("returned_to_sender"),
+        lambda: call("query"),
+        lambda: call("booking"),
+        lambda: call("feedback"),
+        lambda: call("survey", satisfaction_score=1),
+        lambda: call("query", direction="outbound"),
+    ],
+    ids=[
+        "created",
+        "picked",
+        "in_transit",
+        "carrier in_transit",
+        "arrived_at_hub",
+        "returned_to_sender",
+        "first query",
+        "booking",
+        "feedback",
+        "bad survey",
+        "outbound query",
+    ],
 )
 def test_events_outside_the_table_raise_nothing(make: Callable[[], InboundEvent]):
     decision = route(make(), Known(sheet=sheet(), customer=STANDARD))
@@ -289,8 +358,9 @@ def test_events_outside_the_table_raise_nothing(make: Callable[[], InboundEvent]
 
 
 @pytest.mark.parametrize(("name", "row", "make", "fields"), CASES, ids=[c[0] for c in CASES])
-def test_key_account_raises_severity_and_adds_a_follow_up(name: str, row: Row, make: Callable[[], InboundEvent],
-                                                          fields: dict[str, Any]):
+def test_key_account_raises_severity_and_adds_a_follow_up(
+    name: str, row: Row, make: Callable[[], InboundEvent], fields: dict[str, Any]
+):
     event, decision = _route_case(make, fields, KEY, row.rule)
     alert = only_alert(decision).alert
     raised = Severity.P1 if row.severity is Severity.P1 else Severity(f"P{int(row.severity.value[1]) - 1}")
@@ -331,8 +401,9 @@ def test_urgent_created_is_due_two_hours_after_it_occurred():
 
 def test_urgent_created_is_due_by_an_earlier_promise():
     promise = T0 + 90 * timedelta(minutes=1)
-    decision = route(shipment("created", priority="urgent", promised_delivery_at=promise.isoformat()),
-                     Known(customer=STANDARD))
+    decision = route(
+        shipment("created", priority="urgent", promised_delivery_at=promise.isoformat()), Known(customer=STANDARD)
+    )
     assert decision.tasks[0].due_at == promise
 
 
@@ -351,13 +422,22 @@ def test_normal_created_is_no_urgent_order():
         (T0 + H, T0 + 20 * timedelta(minutes=1), T0 + 20 * timedelta(minutes=1)),
         (T0 + 5 * H, T0 + 6 * H, T0 + 2 * H),
     ],
-    ids=["no deadline", "deadline later", "deadline earliest", "promise earliest", "deadline before promise",
-         "promise before deadline", "both later"],
+    ids=[
+        "no deadline",
+        "deadline later",
+        "deadline earliest",
+        "promise earliest",
+        "deadline before promise",
+        "promise before deadline",
+        "both later",
+    ],
 )
 @pytest.mark.parametrize("customer", [STANDARD, KEY], ids=["standard", "key"])
 def test_urgent_order_call_is_due_at_the_earliest(deadline, promise, expected, customer):
     fields = {"requested_deadline": deadline.isoformat()} if deadline else {}
-    decision = route(call("urgent_order", **fields), Known(sheet=sheet(promised_delivery_at=promise), customer=customer))
+    decision = route(
+        call("urgent_order", **fields), Known(sheet=sheet(promised_delivery_at=promise), customer=customer)
+    )
     assert {t.due_at for t in decision.tasks} == {expected}
     assert decision.alerts[0].alert.due_at == expected
     assert decision.alerts[0].alert.severity is Severity.P1
@@ -374,8 +454,9 @@ def test_urgent_order_call_without_shipment():
 
 
 def test_damage_beats_an_eta_past_the_promise():
-    decision = route_known(carrier("exception", exception_code="damaged", eta=(T0 + 72 * H).isoformat()),
-                           promised_delivery_at=T0 + 24 * H)
+    decision = route_known(
+        carrier("exception", exception_code="damaged", eta=(T0 + 72 * H).isoformat()), promised_delivery_at=T0 + 24 * H
+    )
     queued = only_alert(decision)
     assert (queued.queue, queued.alert.rule) == ("exceptions", "damage")
     assert [t.rule for t in decision.tasks] == ["damage"]
@@ -384,8 +465,9 @@ def test_damage_beats_an_eta_past_the_promise():
 
 def test_loss_beats_delay_code_row_order_not_event_order():
     # `lost` is row 2, an ETA past the promise is row 4: the earlier row wins.
-    decision = route_known(carrier("exception", exception_code="lost", eta=(T0 + 72 * H).isoformat()),
-                           promised_delivery_at=T0 + 24 * H)
+    decision = route_known(
+        carrier("exception", exception_code="lost", eta=(T0 + 72 * H).isoformat()), promised_delivery_at=T0 + 24 * H
+    )
     assert [a.alert.rule for a in decision.alerts] == ["loss"]
 
 
@@ -397,12 +479,18 @@ def test_delivery_problem_beats_an_eta_past_the_promise():
 
 def test_rows_of_different_queues_both_fire():
     # An urgent `created` whose promise is already beaten by a known ETA: urgent order and delay.
-    decision = route(shipment("created", priority="urgent", promised_delivery_at=(T0 + 24 * H).isoformat()),
-                     Known(sheet=ShipmentSheet(SHIPMENT_ID, eta=T0 + 48 * H, eta_reported_at=T0 - H), customer=STANDARD))
-    assert sorted((a.queue, a.alert.rule) for a in decision.alerts) == \
-        [("exceptions", "delay"), ("urgent_orders", "urgent_order")]
+    decision = route(
+        shipment("created", priority="urgent", promised_delivery_at=(T0 + 24 * H).isoformat()),
+        Known(sheet=ShipmentSheet(SHIPMENT_ID, eta=T0 + 48 * H, eta_reported_at=T0 - H), customer=STANDARD),
+    )
+    assert sorted((a.queue, a.alert.rule) for a in decision.alerts) == [
+        ("exceptions", "delay"),
+        ("urgent_orders", "urgent_order"),
+    ]
     assert len({a.alert.alert_id for a in decision.alerts}) == 2
-    assert sorted(notification_kinds(decision)) == sorted([NotificationKind.DELAY, NotificationKind.URGENT_ORDER_CONFIRMED])
+    assert sorted(notification_kinds(decision)) == sorted(
+        [NotificationKind.DELAY, NotificationKind.URGENT_ORDER_CONFIRMED]
+    )
 
 
 # --- exception codes -----------------------------------------------------------------------------
@@ -472,16 +560,29 @@ def test_created_adopts_the_shipment_and_notifies_its_current_milestone_only():
 
 
 def test_after_adoption_milestones_notify_normally_and_superseded_ones_never():
-    events = [carrier("accepted", T0 + 2 * H), carrier("out_for_delivery", T0 + 20 * H), shipment("created", T0),
-              carrier("delivered", T0 + 22 * H), carrier("accepted", T0 + 3 * H), shipment("dispatched", T0 + H)]
+    events = [
+        carrier("accepted", T0 + 2 * H),
+        carrier("out_for_delivery", T0 + 20 * H),
+        shipment("created", T0),
+        carrier("delivered", T0 + 22 * H),
+        carrier("accepted", T0 + 3 * H),
+        shipment("dispatched", T0 + H),
+    ]
     decisions = replay(events, customer=STANDARD)
-    assert [notification_kinds(d) for d in decisions] == \
-        [[], [], [NotificationKind.OUT_FOR_DELIVERY], [NotificationKind.DELIVERED], [], []]
+    assert [notification_kinds(d) for d in decisions] == [
+        [],
+        [],
+        [NotificationKind.OUT_FOR_DELIVERY],
+        [NotificationKind.DELIVERED],
+        [],
+        [],
+    ]
 
 
 def test_adoption_notifies_dispatched_when_the_parcel_moved_on_without_a_newer_milestone():
-    _, _, adopting = replay([carrier("accepted", T0 + H), carrier("arrived_at_hub", T0 + 5 * H), shipment("created", T0)],
-                            customer=STANDARD)
+    _, _, adopting = replay(
+        [carrier("accepted", T0 + H), carrier("arrived_at_hub", T0 + 5 * H), shipment("created", T0)], customer=STANDARD
+    )
     assert notification_kinds(adopting) == [NotificationKind.DISPATCHED]
 
 
@@ -512,8 +613,12 @@ def test_second_shipment_event_does_not_adopt_again():
 
 
 def test_late_damage_still_raises_its_alert_but_keeps_the_status():
-    decision = route_known(shipment_exception("damaged", T0 - 5 * H), status=ShipmentEventType.DELIVERED,
-                           last_event_at=T0, notified_milestones=frozenset({"delivered"}))
+    decision = route_known(
+        shipment_exception("damaged", T0 - 5 * H),
+        status=ShipmentEventType.DELIVERED,
+        last_event_at=T0,
+        notified_milestones=frozenset({"delivered"}),
+    )
     assert [a.alert.rule for a in decision.alerts] == ["damage"]
     assert notification_kinds(decision) == [NotificationKind.EXCEPTION]
     assert decision.sheet is not None
@@ -535,31 +640,45 @@ def test_current_event_moves_the_status_forward():
 
 def test_late_carrier_update_never_replaces_a_newer_eta():
     newer = T0 + 30 * H
-    decision = route_known(carrier("in_transit", T0 - H, eta=(T0 + 10 * H).isoformat()),
-                           eta=newer, eta_reported_at=T0, last_event_at=T0)
+    decision = route_known(
+        carrier("in_transit", T0 - H, eta=(T0 + 10 * H).isoformat()), eta=newer, eta_reported_at=T0, last_event_at=T0
+    )
     assert decision.sheet is not None and decision.sheet.eta == newer and decision.sheet.eta_reported_at == T0
 
 
 def test_eta_from_a_later_report_replaces_the_older_one_even_if_the_status_is_newer():
-    decision = route_known(carrier("in_transit", T0 - H, eta=(T0 + 10 * H).isoformat()),
-                           eta=T0 + 30 * H, eta_reported_at=T0 - 2 * H, last_event_at=T0)
+    decision = route_known(
+        carrier("in_transit", T0 - H, eta=(T0 + 10 * H).isoformat()),
+        eta=T0 + 30 * H,
+        eta_reported_at=T0 - 2 * H,
+        last_event_at=T0,
+    )
     assert decision.sheet is not None and decision.sheet.eta == T0 + 10 * H
 
 
 def test_late_events_fill_facts_the_sheet_lacks():
-    decision = route_known(shipment("packed", T0 - 2 * H, promised_delivery_at=(T0 + 48 * H).isoformat(),
-                                    carrier_id="SF", order_id="PO-7"),
-                           last_event_at=T0)
+    decision = route_known(
+        shipment(
+            "packed", T0 - 2 * H, promised_delivery_at=(T0 + 48 * H).isoformat(), carrier_id="SF", order_id="PO-7"
+        ),
+        last_event_at=T0,
+    )
     assert decision.sheet is not None
-    assert (decision.sheet.promised_delivery_at, decision.sheet.carrier_id, decision.sheet.order_id) == \
-        (T0 + 48 * H, "SF", "PO-7")
+    assert (decision.sheet.promised_delivery_at, decision.sheet.carrier_id, decision.sheet.order_id) == (
+        T0 + 48 * H,
+        "SF",
+        "PO-7",
+    )
     assert decision.sheet.status is ShipmentEventType.IN_TRANSIT
 
 
 def test_late_events_never_overwrite_known_facts():
-    decision = route_known(shipment("packed", T0 - 2 * H, promised_delivery_at=(T0 + 48 * H).isoformat(),
-                                    carrier_id="YTO"),
-                           last_event_at=T0, promised_delivery_at=T0 + 24 * H, carrier_id="SF")
+    decision = route_known(
+        shipment("packed", T0 - 2 * H, promised_delivery_at=(T0 + 48 * H).isoformat(), carrier_id="YTO"),
+        last_event_at=T0,
+        promised_delivery_at=T0 + 24 * H,
+        carrier_id="SF",
+    )
     assert decision.sheet is not None
     assert (decision.sheet.promised_delivery_at, decision.sheet.carrier_id) == (T0 + 24 * H, "SF")
 
@@ -571,12 +690,22 @@ def test_late_carrier_update_fills_a_missing_carrier_but_keeps_a_known_one():
     assert kept.sheet is not None and kept.sheet.carrier_id == "SF"
 
 
-@pytest.mark.parametrize("make", [lambda at: shipment("dispatched", at), lambda at: carrier("accepted", at),
-                                  lambda at: carrier("out_for_delivery", at)],
-                         ids=["shipment dispatched", "carrier accepted", "carrier out_for_delivery"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda at: shipment("dispatched", at),
+        lambda at: carrier("accepted", at),
+        lambda at: carrier("out_for_delivery", at),
+    ],
+    ids=["shipment dispatched", "carrier accepted", "carrier out_for_delivery"],
+)
 def test_no_notification_for_a_superseded_milestone(make):
-    decision = route_known(make(T0 - 3 * H), status=ShipmentEventType.DELIVERED, last_event_at=T0,
-                           notified_milestones=frozenset({"delivered"}))
+    decision = route_known(
+        make(T0 - 3 * H),
+        status=ShipmentEventType.DELIVERED,
+        last_event_at=T0,
+        notified_milestones=frozenset({"delivered"}),
+    )
     assert decision.notifications == ()
     assert decision.sheet is not None and decision.sheet.notified_milestones == frozenset({"delivered"})
 
@@ -586,14 +715,22 @@ def test_no_notification_for_a_superseded_milestone(make):
 
 @pytest.mark.parametrize(
     ("make", "kind"),
-    [(lambda: shipment("dispatched", T0), NotificationKind.DISPATCHED),
-     (lambda: carrier("accepted", T0), NotificationKind.DISPATCHED),
-     (lambda: shipment("out_for_delivery", T0), NotificationKind.OUT_FOR_DELIVERY),
-     (lambda: carrier("out_for_delivery", T0), NotificationKind.OUT_FOR_DELIVERY),
-     (lambda: shipment("delivered", T0), NotificationKind.DELIVERED),
-     (lambda: carrier("delivered", T0), NotificationKind.DELIVERED)],
-    ids=["shipment dispatched", "carrier accepted", "shipment out_for_delivery", "carrier out_for_delivery",
-         "shipment delivered", "carrier delivered"],
+    [
+        (lambda: shipment("dispatched", T0), NotificationKind.DISPATCHED),
+        (lambda: carrier("accepted", T0), NotificationKind.DISPATCHED),
+        (lambda: shipment("out_for_delivery", T0), NotificationKind.OUT_FOR_DELIVERY),
+        (lambda: carrier("out_for_delivery", T0), NotificationKind.OUT_FOR_DELIVERY),
+        (lambda: shipment("delivered", T0), NotificationKind.DELIVERED),
+        (lambda: carrier("delivered", T0), NotificationKind.DELIVERED),
+    ],
+    ids=[
+        "shipment dispatched",
+        "carrier accepted",
+        "shipment out_for_delivery",
+        "carrier out_for_delivery",
+        "shipment delivered",
+        "carrier delivered",
+    ],
 )
 def test_milestone_notifies_without_alert_or_task(make, kind):
     decision = route_known(make(), customer=STANDARD_EN)
@@ -605,12 +742,27 @@ def test_milestone_notifies_without_alert_or_task(make, kind):
 
 
 def test_milestone_notifies_once_per_shipment_and_kind_across_streams():
-    events = [shipment("dispatched", T0), carrier("accepted", T0 + H), carrier("out_for_delivery", T0 + 2 * H),
-              shipment("out_for_delivery", T0 + 3 * H), carrier("delivered", T0 + 4 * H), shipment("delivered", T0 + 5 * H),
-              carrier("delivered", T0 + 6 * H, event_id="redelivered-pod")]
-    kinds = [notification_kinds(d) for d in replay(events, customer=STANDARD, start=sheet(status=None, last_event_at=None))]
-    assert kinds == [[NotificationKind.DISPATCHED], [], [NotificationKind.OUT_FOR_DELIVERY], [],
-                     [NotificationKind.DELIVERED], [], []]
+    events = [
+        shipment("dispatched", T0),
+        carrier("accepted", T0 + H),
+        carrier("out_for_delivery", T0 + 2 * H),
+        shipment("out_for_delivery", T0 + 3 * H),
+        carrier("delivered", T0 + 4 * H),
+        shipment("delivered", T0 + 5 * H),
+        carrier("delivered", T0 + 6 * H, event_id="redelivered-pod"),
+    ]
+    kinds = [
+        notification_kinds(d) for d in replay(events, customer=STANDARD, start=sheet(status=None, last_event_at=None))
+    ]
+    assert kinds == [
+        [NotificationKind.DISPATCHED],
+        [],
+        [NotificationKind.OUT_FOR_DELIVERY],
+        [],
+        [NotificationKind.DELIVERED],
+        [],
+        [],
+    ]
 
 
 # --- the ETA trigger ------------------------------------------------------------------------------
@@ -621,8 +773,10 @@ def _eta(hours: float) -> str:
 
 
 def test_eta_past_the_promise_fires_on_the_carrier_update_when_the_promise_came_first():
-    decisions = replay([shipment("created", T0, promised_delivery_at=_eta(24)),
-                        carrier("in_transit", T0 + H, eta=_eta(30))], customer=STANDARD)
+    decisions = replay(
+        [shipment("created", T0, promised_delivery_at=_eta(24)), carrier("in_transit", T0 + H, eta=_eta(30))],
+        customer=STANDARD,
+    )
     assert decisions[0].alerts == ()
     alert = only_alert(decisions[1]).alert
     assert (alert.rule, alert.severity, alert.customer_id) == ("delay", Severity.P3, CUSTOMER_ID)
@@ -631,8 +785,10 @@ def test_eta_past_the_promise_fires_on_the_carrier_update_when_the_promise_came_
 
 
 def test_eta_past_the_promise_fires_on_the_shipment_event_when_the_eta_came_first():
-    decisions = replay([carrier("in_transit", T0 + H, eta=_eta(30)),
-                        shipment("created", T0, promised_delivery_at=_eta(24))], customer=STANDARD)
+    decisions = replay(
+        [carrier("in_transit", T0 + H, eta=_eta(30)), shipment("created", T0, promised_delivery_at=_eta(24))],
+        customer=STANDARD,
+    )
     assert decisions[0].alerts == ()  # no promise known yet
     alert = only_alert(decisions[1]).alert
     assert (alert.rule, alert.customer_id, alert.source.topic) == ("delay", CUSTOMER_ID, "shipment.events")
@@ -641,36 +797,47 @@ def test_eta_past_the_promise_fires_on_the_shipment_event_when_the_eta_came_firs
 
 
 def test_eta_within_the_promise_raises_nothing():
-    decisions = replay([shipment("created", T0, promised_delivery_at=_eta(24)),
-                        carrier("in_transit", T0 + H, eta=_eta(24)), carrier("in_transit", T0 + 2 * H, eta=_eta(20))],
-                       customer=STANDARD)
+    decisions = replay(
+        [
+            shipment("created", T0, promised_delivery_at=_eta(24)),
+            carrier("in_transit", T0 + H, eta=_eta(24)),
+            carrier("in_transit", T0 + 2 * H, eta=_eta(20)),
+        ],
+        customer=STANDARD,
+    )
     assert all(d.alerts == () for d in decisions)
 
 
 def test_eta_trigger_fires_once_while_the_eta_stays_past_and_rearms_after_an_eta_within():
-    events = [shipment("created", T0, promised_delivery_at=_eta(24)),
-              carrier("in_transit", T0 + 1 * H, eta=_eta(30)),   # past: fires
-              carrier("in_transit", T0 + 2 * H, eta=_eta(36)),   # still past: quiet
-              carrier("arrived_at_hub", T0 + 3 * H),             # no ETA: quiet
-              shipment("packed", T0 + 4 * H),                    # same promise: quiet
-              carrier("in_transit", T0 + 5 * H, eta=_eta(30)),   # still past: quiet
-              carrier("in_transit", T0 + 6 * H, eta=_eta(23)),   # within: re-arms
-              carrier("in_transit", T0 + 7 * H, eta=_eta(26))]   # past again: fires
+    events = [
+        shipment("created", T0, promised_delivery_at=_eta(24)),
+        carrier("in_transit", T0 + 1 * H, eta=_eta(30)),  # past: fires
+        carrier("in_transit", T0 + 2 * H, eta=_eta(36)),  # still past: quiet
+        carrier("arrived_at_hub", T0 + 3 * H),  # no ETA: quiet
+        shipment("packed", T0 + 4 * H),  # same promise: quiet
+        carrier("in_transit", T0 + 5 * H, eta=_eta(30)),  # still past: quiet
+        carrier("in_transit", T0 + 6 * H, eta=_eta(23)),  # within: re-arms
+        carrier("in_transit", T0 + 7 * H, eta=_eta(26)),
+    ]  # past again: fires
     fired = [[a.alert.rule for a in d.alerts] for d in replay(events, customer=STANDARD)]
     assert fired == [[], ["delay"], [], [], [], [], [], ["delay"]]
 
 
 def test_a_promise_moved_later_rearms_the_eta_trigger():
-    events = [shipment("created", T0, promised_delivery_at=_eta(24)),
-              carrier("in_transit", T0 + H, eta=_eta(30)),                     # fires
-              shipment("packed", T0 + 2 * H, promised_delivery_at=_eta(48)),   # eta within: re-arms
-              shipment("dispatched", T0 + 3 * H, promised_delivery_at=_eta(28))]  # past again: fires
+    events = [
+        shipment("created", T0, promised_delivery_at=_eta(24)),
+        carrier("in_transit", T0 + H, eta=_eta(30)),  # fires
+        shipment("packed", T0 + 2 * H, promised_delivery_at=_eta(48)),  # eta within: re-arms
+        shipment("dispatched", T0 + 3 * H, promised_delivery_at=_eta(28)),
+    ]  # past again: fires
     fired = [[a.alert.rule for a in d.alerts] for d in replay(events, customer=STANDARD)]
     assert fired == [[], ["delay"], [], ["delay"]]
 
 
 def test_no_eta_alert_without_a_promise():
-    first, second = replay([carrier("in_transit", T0 + H, eta=_eta(30)), carrier("in_transit", T0 + 2 * H, eta=_eta(31))])
+    first, second = replay(
+        [carrier("in_transit", T0 + H, eta=_eta(30)), carrier("in_transit", T0 + 2 * H, eta=_eta(31))]
+    )
     assert first.alerts == () and second.alerts == ()
 
 
@@ -684,13 +851,15 @@ def _contact(event: CallLog, *contacts: datetime, customer: CustomerInfo = STAND
 def test_second_inbound_query_within_24h_is_a_repeat_contact():
     decision = _contact(call("query", T0 + 3 * H), T0)
     queued = only_alert(decision)
-    assert (queued.queue, queued.alert.rule, queued.alert.kind.value) == ("complaints", "repeat_contact", "repeat_contact")
+    assert (queued.queue, queued.alert.rule, queued.alert.kind.value) == (
+        "complaints",
+        "repeat_contact",
+        "repeat_contact",
+    )
     (task,) = decision.tasks
     assert (task.department, task.severity, task.due_at) == ("complaints", Severity.P2, T0 + 3 * H + 8 * H)
     assert decision.notifications == ()
     assert decision.sheet is not None and decision.sheet.repeat_contact_fired == (T0 + 3 * H,)
-
-
 
 
 def test_repeat_contact_ignores_arrival_order():
@@ -708,9 +877,12 @@ def test_first_contact_is_not_a_repeat():
 
 @pytest.mark.parametrize(
     "event",
-    [lambda: call("query", T0 + 3 * H, direction="outbound"),
-     lambda: call("complaint", T0 + 3 * H, direction="outbound"),
-     lambda: call("booking", T0 + 3 * H), lambda: call("feedback", T0 + 3 * H)],
+    [
+        lambda: call("query", T0 + 3 * H, direction="outbound"),
+        lambda: call("complaint", T0 + 3 * H, direction="outbound"),
+        lambda: call("booking", T0 + 3 * H),
+        lambda: call("feedback", T0 + 3 * H),
+    ],
     ids=["outbound query", "outbound complaint", "booking", "feedback"],
 )
 def test_outbound_and_other_categories_are_no_repeat_contact(event):
@@ -797,25 +969,33 @@ def test_alerts_and_tasks_carry_no_personal_data():
 
 
 def _ids(decision: Decision) -> tuple:
-    return (tuple(a.alert.alert_id for a in decision.alerts), tuple(t.task_id for t in decision.tasks),
-            tuple(n.notification_id for n in decision.notifications))
+    return (
+        tuple(a.alert.alert_id for a in decision.alerts),
+        tuple(t.task_id for t in decision.tasks),
+        tuple(n.notification_id for n in decision.notifications),
+    )
 
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: shipment_exception("damaged", event_id="fixed-1"),
-     lambda: carrier("attempt_failed", event_id="fixed-2"),
-     lambda: call("complaint", event_id="fixed-3")],
+    [
+        lambda: shipment_exception("damaged", event_id="fixed-1"),
+        lambda: carrier("attempt_failed", event_id="fixed-2"),
+        lambda: call("complaint", event_id="fixed-3"),
+    ],
     ids=["shipment", "carrier", "call"],
 )
 def test_ids_are_deterministic(make):
     known = Known(sheet=sheet(), customer=KEY)
     event = make()
-    first = route_event(event, known, AlertSource(topic="t", partition=0, offset=1, event_id=event.event_id), RULES, NOW)
+    first = route_event(
+        event, known, AlertSource(topic="t", partition=0, offset=1, event_id=event.event_id), RULES, NOW
+    )
     # A re-published copy (new object, later clock, another offset) yields the same ids.
     copy = type(event).model_validate(event.model_dump())
-    second = route_event(copy, known, AlertSource(topic="t", partition=2, offset=99, event_id=event.event_id),
-                         RULES, NOW + 5 * H)
+    second = route_event(
+        copy, known, AlertSource(topic="t", partition=2, offset=99, event_id=event.event_id), RULES, NOW + 5 * H
+    )
     assert _ids(first) == _ids(second)
     assert all(_ids(first))
     assert first == route_event(event, known, first.alerts[0].alert.source, RULES, NOW)

@@ -6,15 +6,15 @@ Each property holds for every stream: shipment.events, carrier.updates and call.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.routing import Decision, route_event
-from hub.rules import load_rules
-from hub.state import CustomerInfo, Known, ShipmentSheet
+from hub.core.routing import Decision, route_event
+from hub.core.rules import load_rules
+from hub.core.state import CustomerInfo, Known, ShipmentSheet
 from schemas.enums import (
     CallCategory,
     CallChannel,
@@ -33,17 +33,21 @@ from schemas.inbound import CallLog, CarrierUpdate, InboundEvent, ShipmentEvent
 from schemas.outbound import AlertSource
 
 RULES = load_rules()
-T0 = datetime(2026, 11, 27, 1, 30, tzinfo=timezone.utc)
-NOW = datetime(2026, 12, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 27, 1, 30, tzinfo=UTC)
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 SHIPMENT_ID, CUSTOMER_ID = "SF100", "C1"
-OFFSETS = [timezone.utc, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5)),
-           timezone(timedelta(hours=5, minutes=30))]
-MILESTONES = [NotificationKind.DISPATCHED.value, NotificationKind.OUT_FOR_DELIVERY.value, NotificationKind.DELIVERED.value]
+OFFSETS = [UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5)), timezone(timedelta(hours=5, minutes=30))]
+MILESTONES = [
+    NotificationKind.DISPATCHED.value,
+    NotificationKind.OUT_FOR_DELIVERY.value,
+    NotificationKind.DELIVERED.value,
+]
 SEVERITY_RANK = {s: i for i, s in enumerate(Severity)}  # P1 = 0: lower rank is more urgent
 
 # No example database: the suite must not write into the work tree, and runs stay reproducible per seed.
-PROPERTY_SETTINGS = settings(max_examples=200, deadline=None, database=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 # --- strategies --------------------------------------------------------------------------------
 
@@ -84,31 +88,63 @@ def shipment_events(draw, at=instants) -> ShipmentEvent:
     exception = draw(optional_exceptions)
     if type_ is ShipmentEventType.EXCEPTION and exception is None:
         exception = {"code": draw(exception_codes).value}
-    return ShipmentEvent.model_validate(_drop_none({
-        "event_id": draw(event_ids), "occurred_at": draw(at), "source": "wms-sh-01",
-        "shipment_id": SHIPMENT_ID, "customer_id": CUSTOMER_ID, "type": type_.value, "exception": exception,
-        "priority": draw(priorities), "promised_delivery_at": draw(optional_instants),
-        "order_id": draw(optional_orders), "carrier_id": draw(optional_carriers),
-        "declared_value": draw(optional_values),
-    }))
+    return ShipmentEvent.model_validate(
+        _drop_none(
+            {
+                "event_id": draw(event_ids),
+                "occurred_at": draw(at),
+                "source": "wms-sh-01",
+                "shipment_id": SHIPMENT_ID,
+                "customer_id": CUSTOMER_ID,
+                "type": type_.value,
+                "exception": exception,
+                "priority": draw(priorities),
+                "promised_delivery_at": draw(optional_instants),
+                "order_id": draw(optional_orders),
+                "carrier_id": draw(optional_carriers),
+                "declared_value": draw(optional_values),
+            }
+        )
+    )
 
 
 @st.composite
 def carrier_updates(draw, at=instants) -> CarrierUpdate:
-    return CarrierUpdate.model_validate(_drop_none({
-        "event_id": draw(event_ids), "occurred_at": draw(at), "source": "carrier:SF",
-        "carrier_id": draw(carrier_ids), "carrier_tracking_no": "TRK-1", "shipment_id": SHIPMENT_ID,
-        "status": draw(carrier_statuses), "eta": draw(optional_instants), "exception_code": draw(optional_codes),
-    }))
+    return CarrierUpdate.model_validate(
+        _drop_none(
+            {
+                "event_id": draw(event_ids),
+                "occurred_at": draw(at),
+                "source": "carrier:SF",
+                "carrier_id": draw(carrier_ids),
+                "carrier_tracking_no": "TRK-1",
+                "shipment_id": SHIPMENT_ID,
+                "status": draw(carrier_statuses),
+                "eta": draw(optional_instants),
+                "exception_code": draw(optional_codes),
+            }
+        )
+    )
 
 
 @st.composite
 def call_logs(draw, at=instants) -> CallLog:
-    return CallLog.model_validate(_drop_none({
-        "event_id": draw(event_ids), "occurred_at": draw(at), "source": "cc-shanghai", "call_id": "CALL-1",
-        "customer_id": CUSTOMER_ID, "shipment_id": draw(call_shipments), "direction": draw(directions),
-        "channel": draw(channels), "category": draw(categories), "requested_deadline": draw(optional_instants),
-    }))
+    return CallLog.model_validate(
+        _drop_none(
+            {
+                "event_id": draw(event_ids),
+                "occurred_at": draw(at),
+                "source": "cc-shanghai",
+                "call_id": "CALL-1",
+                "customer_id": CUSTOMER_ID,
+                "shipment_id": draw(call_shipments),
+                "direction": draw(directions),
+                "channel": draw(channels),
+                "category": draw(categories),
+                "requested_deadline": draw(optional_instants),
+            }
+        )
+    )
 
 
 any_event = st.one_of(shipment_events(), carrier_updates(), call_logs())
@@ -117,18 +153,26 @@ any_event = st.one_of(shipment_events(), carrier_updates(), call_logs())
 @st.composite
 def sheets(draw, customer_id=sheet_customers) -> ShipmentSheet:
     return ShipmentSheet(
-        SHIPMENT_ID, customer_id=draw(customer_id), order_id=draw(optional_orders),
-        status=draw(optional_statuses), last_event_at=draw(optional_instants),
-        promised_delivery_at=draw(optional_instants), eta=draw(optional_instants),
-        eta_reported_at=draw(optional_instants), eta_alerted=draw(st.booleans()),
-        carrier_id=draw(optional_carriers), priority=draw(st.sampled_from([None, "urgent"])),
-        notified_milestones=draw(milestone_sets), repeat_contact_fired=draw(fired_lists),
+        SHIPMENT_ID,
+        customer_id=draw(customer_id),
+        order_id=draw(optional_orders),
+        status=draw(optional_statuses),
+        last_event_at=draw(optional_instants),
+        promised_delivery_at=draw(optional_instants),
+        eta=draw(optional_instants),
+        eta_reported_at=draw(optional_instants),
+        eta_alerted=draw(st.booleans()),
+        carrier_id=draw(optional_carriers),
+        priority=draw(st.sampled_from([None, "urgent"])),
+        notified_milestones=draw(milestone_sets),
+        repeat_contact_fired=draw(fired_lists),
     )
 
 
 def customers(tier=st.sampled_from(CustomerTier)):
-    return st.builds(CustomerInfo, st.just(CUSTOMER_ID), tier, st.sampled_from(Language),
-                     st.sampled_from(NotificationChannel))
+    return st.builds(
+        CustomerInfo, st.just(CUSTOMER_ID), tier, st.sampled_from(Language), st.sampled_from(NotificationChannel)
+    )
 
 
 any_customer = st.none() | customers()
@@ -160,8 +204,12 @@ def test_routing_is_deterministic(event: InboundEvent, known: Known):
 
 
 @PROPERTY_SETTINGS
-@given(event=any_event, sheet=sheets(customer_id=st.just(CUSTOMER_ID)), contacts=contact_lists,
-       customer=customers(tier=st.just(CustomerTier.STANDARD)))
+@given(
+    event=any_event,
+    sheet=sheets(customer_id=st.just(CUSTOMER_ID)),
+    contacts=contact_lists,
+    customer=customers(tier=st.just(CustomerTier.STANDARD)),
+)
 def test_a_key_account_is_never_less_urgent_than_a_standard_customer(event, sheet, contacts, customer):
     standard = route(event, Known(sheet, customer, contacts))
     key = route(event, Known(sheet, replace(customer, tier=CustomerTier.KEY), contacts))
@@ -182,8 +230,11 @@ def test_every_alert_has_its_task_with_the_same_severity_and_due(event: InboundE
     for queued in decision.alerts:
         task = tasks[queued.alert.task_id]
         assert (task.severity, task.due_at) == (queued.alert.severity, queued.alert.due_at)
-        assert (task.alert_id, task.rule, task.customer_id) == \
-            (queued.alert.alert_id, queued.alert.rule, queued.alert.customer_id)
+        assert (task.alert_id, task.rule, task.customer_id) == (
+            queued.alert.alert_id,
+            queued.alert.rule,
+            queued.alert.customer_id,
+        )
     main_ids = {a.alert.task_id for a in decision.alerts}
     for task in decision.tasks:
         if task.task_id not in main_ids:  # a key-account follow-up names its main task

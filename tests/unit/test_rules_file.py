@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.rules import DEFAULT_RULES_FILE, DEFAULT_TEMPLATES_FILE, Rules, RulesError, load_rules
+from hub.core.rules import DEFAULT_RULES_FILE, DEFAULT_TEMPLATES_FILE, Rules, RulesError, load_rules
 from schemas.enums import (
     AlertKind,
     CallCategory,
@@ -24,25 +24,87 @@ from schemas.enums import (
 
 # The contract's routing table, in table order: id, triggers, queue, kind, department, severity, notification.
 CONTRACT_TABLE = [
-    ("damage", {"exception:damaged"}, "exceptions", AlertKind.DAMAGE, Department.CLAIMS, Severity.P1,
-     NotificationKind.EXCEPTION),
-    ("loss", {"exception:lost"}, "exceptions", AlertKind.LOSS, Department.CLAIMS, Severity.P1,
-     NotificationKind.EXCEPTION),
-    ("delivery_problem", {"shipment:delivery_failed", "carrier:attempt_failed", "exception:address_issue",
-                          "exception:refused"}, "exceptions", AlertKind.DELIVERY_PROBLEM, Department.CARRIER_LIAISON,
-     Severity.P2, NotificationKind.DELIVERY_PROBLEM),
-    ("customs_hold", {"exception:customs_hold"}, "exceptions", AlertKind.CUSTOMS_HOLD, Department.DISPATCH,
-     Severity.P2, NotificationKind.EXCEPTION),
-    ("delay", {"exception:delayed", "exception:weather", "exception:other", "eta_past_promise"}, "exceptions",
-     AlertKind.DELAY, Department.CARRIER_LIAISON, Severity.P3, NotificationKind.DELAY),
-    ("urgent_order", {"shipment:urgent_created", "call:urgent_order"}, "urgent_orders", AlertKind.URGENT_ORDER,
-     Department.DISPATCH, Severity.P1, NotificationKind.URGENT_ORDER_CONFIRMED),
-    ("complaint", {"call:complaint"}, "complaints", AlertKind.COMPLAINT, Department.COMPLAINTS, Severity.P2,
-     NotificationKind.COMPLAINT_RECEIVED),
-    ("claim", {"call:claim"}, "exceptions", AlertKind.CLAIM, Department.CLAIMS, Severity.P2,
-     NotificationKind.CLAIM_RECEIVED),
-    ("repeat_contact", {"repeat_contact"}, "complaints", AlertKind.REPEAT_CONTACT, Department.COMPLAINTS,
-     Severity.P2, None),
+    (
+        "damage",
+        {"exception:damaged"},
+        "exceptions",
+        AlertKind.DAMAGE,
+        Department.CLAIMS,
+        Severity.P1,
+        NotificationKind.EXCEPTION,
+    ),
+    (
+        "loss",
+        {"exception:lost"},
+        "exceptions",
+        AlertKind.LOSS,
+        Department.CLAIMS,
+        Severity.P1,
+        NotificationKind.EXCEPTION,
+    ),
+    (
+        "delivery_problem",
+        {"shipment:delivery_failed", "carrier:attempt_failed", "exception:address_issue", "exception:refused"},
+        "exceptions",
+        AlertKind.DELIVERY_PROBLEM,
+        Department.CARRIER_LIAISON,
+        Severity.P2,
+        NotificationKind.DELIVERY_PROBLEM,
+    ),
+    (
+        "customs_hold",
+        {"exception:customs_hold"},
+        "exceptions",
+        AlertKind.CUSTOMS_HOLD,
+        Department.DISPATCH,
+        Severity.P2,
+        NotificationKind.EXCEPTION,
+    ),
+    (
+        "delay",
+        {"exception:delayed", "exception:weather", "exception:other", "eta_past_promise"},
+        "exceptions",
+        AlertKind.DELAY,
+        Department.CARRIER_LIAISON,
+        Severity.P3,
+        NotificationKind.DELAY,
+    ),
+    (
+        "urgent_order",
+        {"shipment:urgent_created", "call:urgent_order"},
+        "urgent_orders",
+        AlertKind.URGENT_ORDER,
+        Department.DISPATCH,
+        Severity.P1,
+        NotificationKind.URGENT_ORDER_CONFIRMED,
+    ),
+    (
+        "complaint",
+        {"call:complaint"},
+        "complaints",
+        AlertKind.COMPLAINT,
+        Department.COMPLAINTS,
+        Severity.P2,
+        NotificationKind.COMPLAINT_RECEIVED,
+    ),
+    (
+        "claim",
+        {"call:claim"},
+        "exceptions",
+        AlertKind.CLAIM,
+        Department.CLAIMS,
+        Severity.P2,
+        NotificationKind.CLAIM_RECEIVED,
+    ),
+    (
+        "repeat_contact",
+        {"repeat_contact"},
+        "complaints",
+        AlertKind.REPEAT_CONTACT,
+        Department.COMPLAINTS,
+        Severity.P2,
+        None,
+    ),
 ]
 MILESTONES = {
     NotificationKind.DISPATCHED: {"shipment:dispatched", "carrier:accepted"},
@@ -109,8 +171,9 @@ def test_default_path_and_explicit_path_agree(shipped: Rules):
 
 
 def test_an_edited_valid_file_is_used(tmp_path: Path):
-    path, _ = edited(tmp_path, "response_hours: {P1: 2, P2: 8, P3: 24, P4: 72}",
-                     "response_hours: {P1: 1, P2: 4, P3: 12, P4: 48}")
+    path, _ = edited(
+        tmp_path, "response_hours: {P1: 2, P2: 8, P3: 24, P4: 72}", "response_hours: {P1: 1, P2: 4, P3: 12, P4: 48}"
+    )
     rules = load_rules(path)
     assert rules.response_time(Severity.P3) == timedelta(hours=12)
 
@@ -118,14 +181,21 @@ def test_an_edited_valid_file_is_used(tmp_path: Path):
 # --- broken files -------------------------------------------------------------------------------
 
 
-def edited(tmp_path: Path, old: str, new: str, *, source: Path = DEFAULT_RULES_FILE, occurrence: int = 1,
-           name: str = "rules.yaml") -> tuple[Path, int]:
+def edited(
+    tmp_path: Path,
+    old: str,
+    new: str,
+    *,
+    source: Path = DEFAULT_RULES_FILE,
+    occurrence: int = 1,
+    name: str = "rules.yaml",
+) -> tuple[Path, int]:
     """A copy of `source` with the `occurrence`-th `old` replaced; returns it and the changed line's number."""
     text = source.read_text(encoding="utf-8")
     start = -1
     for _ in range(occurrence):
         start = text.index(old, start + 1)
-    changed = text[:start] + new + text[start + len(old):]
+    changed = text[:start] + new + text[start + len(old) :]
     path = tmp_path / name
     path.write_text(changed, encoding="utf-8")
     return path, changed.count("\n", 0, start) + 1
@@ -140,31 +210,55 @@ def refusal(call) -> str:
 BROKEN_RULES = [
     ("unknown trigger", 'when: ["exception:damaged"]', 'when: ["exception:smashed"]', ("exception:smashed", "trigger")),
     ("unknown trigger in a list", '"exception:refused"]', '"exception:refuse"]', ("exception:refuse",)),
-    ("unknown department",
-     'task: {department: carrier_liaison, severity: P3', 'task: {department: logistics, severity: P3', ("department",)),
-    ("bad severity", "severity: P2, title: \"Customs hold", "severity: P5, title: \"Customs hold", ("severity",)),
-    ("lowercase severity", "severity: P1, title: \"Urgent order", "severity: p1, title: \"Urgent order", ("severity",)),
+    (
+        "unknown department",
+        "task: {department: carrier_liaison, severity: P3",
+        "task: {department: logistics, severity: P3",
+        ("department",),
+    ),
+    ("bad severity", 'severity: P2, title: "Customs hold', 'severity: P5, title: "Customs hold', ("severity",)),
+    ("lowercase severity", 'severity: P1, title: "Urgent order', 'severity: p1, title: "Urgent order', ("severity",)),
     ("unknown queue", "queue: complaints\n    kind: complaint", "queue: grievances\n    kind: complaint", ("queue",)),
     ("unknown alert kind", "kind: claim\n", "kind: refund\n", ("kind",)),
     ("unknown notification kind", "notify: claim_received", "notify: claim_acknowledged", ("notify",)),
-    ("unknown title placeholder", 'title: "Delay: shipment {shipment_id}"', 'title: "Delay: shipment {shipment}"',
-     ("placeholder", "shipment")),
-    ("missing response hour", "response_hours: {P1: 2, P2: 8, P3: 24, P4: 72}", "response_hours: {P1: 2, P2: 8, P3: 24}",
-     ("response_hours", "P4")),
-    ("unknown key-account department", "task: {department: key_accounts", "task: {department: vip_desk",
-     ("department",)),
+    (
+        "unknown title placeholder",
+        'title: "Delay: shipment {shipment_id}"',
+        'title: "Delay: shipment {shipment}"',
+        ("placeholder", "shipment"),
+    ),
+    (
+        "missing response hour",
+        "response_hours: {P1: 2, P2: 8, P3: 24, P4: 72}",
+        "response_hours: {P1: 2, P2: 8, P3: 24}",
+        ("response_hours", "P4"),
+    ),
+    (
+        "unknown key-account department",
+        "task: {department: key_accounts",
+        "task: {department: vip_desk",
+        ("department",),
+    ),
     ("unknown repeat-contact category", "categories: [query, complaint]", "categories: [query, rant]", ("categories",)),
     ("misspelt rule field", "    notify: delay\n", "    notfy: delay\n", ("notfy",)),
-    ("unknown milestone trigger", 'delivered: ["shipment:delivered", "carrier:delivered"]',
-     'delivered: ["shipment:delivered", "carrier:signed"]', ("carrier:signed",)),
+    (
+        "unknown milestone trigger",
+        'delivered: ["shipment:delivered", "carrier:delivered"]',
+        'delivered: ["shipment:delivered", "carrier:signed"]',
+        ("carrier:signed",),
+    ),
     ("invalid YAML", "    queue: urgent_orders\n", "    queue: urgent_orders: now\n", ("not valid YAML",)),
 ]
 
 
-@pytest.mark.parametrize(("name", "old", "new", "words"), BROKEN_RULES,
-                         ids=[c.values[0] if hasattr(c, "values") else c[0] for c in BROKEN_RULES])
-def test_broken_rules_file_is_refused_with_file_and_line(tmp_path: Path, name: str, old: str, new: str,
-                                                         words: tuple[str, ...]):
+@pytest.mark.parametrize(
+    ("name", "old", "new", "words"),
+    BROKEN_RULES,
+    ids=[c.values[0] if hasattr(c, "values") else c[0] for c in BROKEN_RULES],
+)
+def test_broken_rules_file_is_refused_with_file_and_line(
+    tmp_path: Path, name: str, old: str, new: str, words: tuple[str, ...]
+):
     path, line = edited(tmp_path, old, new)
     message = refusal(lambda: load_rules(path))
     assert message.startswith(f"{path}: line {line}: "), message
@@ -187,8 +281,10 @@ def test_duplicate_rule_id_is_refused(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [('when: ["exception:customs_hold"]', 'when: ["exception:customs_hold"'),
-     ("  window_hours: 24\n", "   window_hours: 24\n")],
+    [
+        ('when: ["exception:customs_hold"]', 'when: ["exception:customs_hold"'),
+        ("  window_hours: 24\n", "   window_hours: 24\n"),
+    ],
     ids=["unclosed list", "indentation"],
 )
 def test_invalid_yaml_reports_where_the_parser_stopped(tmp_path: Path, old: str, new: str):
@@ -216,7 +312,7 @@ def test_an_empty_rules_list_is_refused(tmp_path: Path):
     text = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
     head, _, tail = text.partition("rules:\n")
     path = tmp_path / "rules.yaml"
-    path.write_text(head + "rules: []\n" + tail[tail.index("# Milestones"):], encoding="utf-8")
+    path.write_text(head + "rules: []\n" + tail[tail.index("# Milestones") :], encoding="utf-8")
     message = refusal(lambda: load_rules(path))
     line = (head + "rules: []\n").count("\n")
     assert message.startswith(f"{path}: line {line}: rules"), message
@@ -254,14 +350,20 @@ def test_templates_missing_an_english_text_are_refused_at_the_kind(tmp_path: Pat
 
 def test_templates_with_an_unknown_placeholder_are_refused_at_the_text(tmp_path: Path):
     old = _template_line("delay", "en")
-    path, line = edited(tmp_path, old, old.replace("{shipment_id}", "{tracking_no}"),
-                        source=DEFAULT_TEMPLATES_FILE, name="templates.yaml")
+    path, line = edited(
+        tmp_path,
+        old,
+        old.replace("{shipment_id}", "{tracking_no}"),
+        source=DEFAULT_TEMPLATES_FILE,
+        name="templates.yaml",
+    )
     message = refusal(lambda: load_rules(None, path))
     assert message.startswith(f"{path}: line {line}: ") and "tracking_no" in message, message
 
 
 def test_templates_missing_a_whole_kind_are_refused(tmp_path: Path):
-    path, _ = edited(tmp_path, "claim_received:\n", "claim_receipt:\n", source=DEFAULT_TEMPLATES_FILE,
-                     name="templates.yaml")
+    path, _ = edited(
+        tmp_path, "claim_received:\n", "claim_receipt:\n", source=DEFAULT_TEMPLATES_FILE, name="templates.yaml"
+    )
     message = refusal(lambda: load_rules(None, path))
     assert str(path) in message and "claim_received" in message

@@ -23,8 +23,9 @@ async def scratch_database(admin_dsn: str, prefix: str) -> AsyncIterator[str]:
     still open to it). Yields its DSN: `admin_dsn` with the database name replaced."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     if not _NAME.match(name):
-        raise ValueError(f"database prefix {prefix!r} must be lower-case letters, digits and underscores "
-                         "(at most 49 characters)")
+        raise ValueError(
+            f"database prefix {prefix!r} must be lower-case letters, digits and underscores (at most 49 characters)"
+        )
     await _admin(admin_dsn, f'CREATE DATABASE "{name}"')
     try:
         yield urlunsplit(urlsplit(admin_dsn)._replace(path=f"/{name}"))

@@ -36,15 +36,17 @@ import random
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
 
+from hub.core.topics import CALL_LOGS, CARRIER_UPDATES, SHIPMENT_EVENTS
 from schemas.customers import CSV_COLUMNS, Customer
 from schemas.enums import CustomerTier, Language, NotificationChannel
 
-SHIPMENT, CARRIER, CALL = "shipment", "carrier", "call"
+# Kinds are the stream names of the topic table, so every tool maps them to topics the same way.
+SHIPMENT, CARRIER, CALL = SHIPMENT_EVENTS.name, CARRIER_UPDATES.name, CALL_LOGS.name
 KINDS = (SHIPMENT, CARRIER, CALL)
 
 # Tags on planned messages: what makes a message special (counted by `hub simulate`).
@@ -66,8 +68,17 @@ _WARM_UP_S = 4 * 24 * HOUR
 _MESSAGES_PER_SHIPMENT = 12.6
 
 # Incident weights (codes of the contract, plus a carrier's failed delivery attempt).
-_INCIDENTS = {"delayed": 22, "attempt_failed": 16, "address_issue": 12, "damaged": 12, "weather": 10,
-              "customs_hold": 8, "refused": 8, "lost": 6, "other": 6}
+_INCIDENTS = {
+    "delayed": 22,
+    "attempt_failed": 16,
+    "address_issue": 12,
+    "damaged": 12,
+    "weather": 10,
+    "customs_hold": 8,
+    "refused": 8,
+    "lost": 6,
+    "other": 6,
+}
 _DESCRIPTIONS = {
     "damaged": "Parcel crushed in sorting, contents visibly damaged",
     "lost": "Parcel not found at the transit hub after scan gap",
@@ -80,14 +91,35 @@ _DESCRIPTIONS = {
     "attempt_failed": "Recipient not at home, card left",
 }
 # Carrier statuses a carrier reports, and how often it bothers to (the warehouse always reports).
-_CARRIER_REPORTS = {"accepted": 0.85, "in_transit": 0.75, "arrived_at_hub": 0.7, "out_for_delivery": 0.65,
-                    "delivered": 0.8}
+_CARRIER_REPORTS = {
+    "accepted": 0.85,
+    "in_transit": 0.75,
+    "arrived_at_hub": 0.7,
+    "out_for_delivery": 0.65,
+    "delivered": 0.8,
+}
 _CARRIERS = (("SF", "SF"), ("ZTO", "ZT"), ("YTO", "YT"), ("JD", "JD"), ("EMS", "EE"), ("DHL", "JJD"))
-_RAW_CODES = {"accepted": "10", "in_transit": "30", "arrived_at_hub": "31", "out_for_delivery": "44",
-              "delivered": "80", "attempt_failed": "70", "exception": "99", "returned_to_sender": "90"}
-_CITIES = (("SHA", "Shanghai", 31.23, 121.47), ("SZX", "Shenzhen", 22.54, 114.06), ("CAN", "Guangzhou", 23.13, 113.26),
-           ("PEK", "Beijing", 39.90, 116.41), ("HGH", "Hangzhou", 30.27, 120.16), ("CTU", "Chengdu", 30.57, 104.07),
-           ("WUH", "Wuhan", 30.59, 114.31), ("HKG", "Hong Kong", 22.32, 114.17), ("NKG", "Nanjing", 32.06, 118.80))
+_RAW_CODES = {
+    "accepted": "10",
+    "in_transit": "30",
+    "arrived_at_hub": "31",
+    "out_for_delivery": "44",
+    "delivered": "80",
+    "attempt_failed": "70",
+    "exception": "99",
+    "returned_to_sender": "90",
+}
+_CITIES = (
+    ("SHA", "Shanghai", 31.23, 121.47),
+    ("SZX", "Shenzhen", 22.54, 114.06),
+    ("CAN", "Guangzhou", 23.13, 113.26),
+    ("PEK", "Beijing", 39.90, 116.41),
+    ("HGH", "Hangzhou", 30.27, 120.16),
+    ("CTU", "Chengdu", 30.57, 104.07),
+    ("WUH", "Wuhan", 30.59, 114.31),
+    ("HKG", "Hong Kong", 22.32, 114.17),
+    ("NKG", "Nanjing", 32.06, 118.80),
+)
 _WAREHOUSES = ("wms-sh-01", "wms-sz-02", "wms-gz-01", "tms-core")
 _DESKS = {"phone": "cc-genesys", "email": "email-desk", "chat": "chat-desk", "wechat": "wechat-desk"}
 _NOTES = {
@@ -103,8 +135,16 @@ _SURNAMES_ZH = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何林罗高"
 _GIVEN_ZH = ("伟", "芳", "娜", "敏", "静", "强", "磊", "洋", "艳", "军", "杰", "婷", "明", "丽", "勇")
 _FIRST_EN = ("James", "Olivia", "Liam", "Emma", "Noah", "Ava", "Lucas", "Mia", "Ethan", "Grace", "Henry", "Chloe")
 _LAST_EN = ("Smith", "Brown", "Taylor", "Wilson", "Evans", "Walker", "Wright", "Green", "Hall", "Wood")
-_COMPANIES = ("Huaxin Trading", "Pearl River Electronics", "Jinlong Apparel", "Northwind Imports",
-              "Eastern Star Medical", "Bluebay Retail", "Golden Bridge Foods", "Silverline Parts")
+_COMPANIES = (
+    "Huaxin Trading",
+    "Pearl River Electronics",
+    "Jinlong Apparel",
+    "Northwind Imports",
+    "Eastern Star Medical",
+    "Bluebay Retail",
+    "Golden Bridge Foods",
+    "Silverline Parts",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,19 +207,35 @@ def _customer(rng: random.Random, number: int) -> Customer:
         name = rng.choice(_SURNAMES_ZH) + rng.choice(_GIVEN_ZH) + (rng.choice(_GIVEN_ZH) if rng.random() < 0.5 else "")
     mobile = f"+86 13{rng.randrange(10)} {rng.randrange(10000):04d} {rng.randrange(10000):04d}"
     return Customer(
-        customer_id=f"C{number:05d}", name=name, tier=CustomerTier.KEY if key else CustomerTier.STANDARD,
-        language=language, preferred_channel=channel, email=f"customer{number:05d}@example.com", phone=mobile,
+        customer_id=f"C{number:05d}",
+        name=name,
+        tier=CustomerTier.KEY if key else CustomerTier.STANDARD,
+        language=language,
+        preferred_channel=channel,
+        email=f"customer{number:05d}@example.com",
+        phone=mobile,
     )
 
 
 # ------------------------------------------------------------------------------------ traffic
 
 
-def generate(seed: int, rate: float, duration_s: float, *, start: datetime,
-             exception_rate: float = 0.10, duplicate_rate: float = 0.01, late_rate: float = 0.01,
-             malformed_rate: float = 0.01, urgent_rate: float = 0.04, eta_slip_rate: float = 0.05,
-             unknown_customer_rate: float = 0.03, speed: float = DEFAULT_SPEED,
-             customer_count: int = DEFAULT_CUSTOMERS) -> Iterator[PlannedMessage]:
+def generate(
+    seed: int,
+    rate: float,
+    duration_s: float,
+    *,
+    start: datetime,
+    exception_rate: float = 0.10,
+    duplicate_rate: float = 0.01,
+    late_rate: float = 0.01,
+    malformed_rate: float = 0.01,
+    urgent_rate: float = 0.04,
+    eta_slip_rate: float = 0.05,
+    unknown_customer_rate: float = 0.03,
+    speed: float = DEFAULT_SPEED,
+    customer_count: int = DEFAULT_CUSTOMERS,
+) -> Iterator[PlannedMessage]:
     """`round(rate * duration_s)` messages in arrival order, paced `1 / rate` seconds apart.
 
     Ids depend on `seed` and `start`, so traffic for another start never collides with an
@@ -189,8 +245,9 @@ def generate(seed: int, rate: float, duration_s: float, *, start: datetime,
         raise ValueError("rate and speed must be positive and duration_s not negative")
     if start.tzinfo is None:
         raise ValueError("start must carry a time zone (e.g. datetime.now(UTC))")
-    mix = Mix(exception_rate, duplicate_rate, late_rate, malformed_rate, urgent_rate, eta_slip_rate,
-              unknown_customer_rate)
+    mix = Mix(
+        exception_rate, duplicate_rate, late_rate, malformed_rate, urgent_rate, eta_slip_rate, unknown_customer_rate
+    )
     mix.check()
     world = _World(seed, start, rate, speed, mix, customers(seed, customer_count))
     return world.messages(round(rate * duration_s))
@@ -224,8 +281,9 @@ class _Shipment:
 
 
 class _World:
-    def __init__(self, seed: int, start: datetime, rate: float, speed: float, mix: Mix,
-                 register: list[Customer]) -> None:
+    def __init__(
+        self, seed: int, start: datetime, rate: float, speed: float, mix: Mix, register: list[Customer]
+    ) -> None:
         self.rng = random.Random(f"hub-traffic:{seed}:{start.isoformat()}")
         self.start, self.rate, self.mix = start, rate, mix
         self.register = register
@@ -285,12 +343,19 @@ class _World:
         carrier_id, prefix = rng.choice(_CARRIERS)
         origin, destination = rng.sample(_CITIES, 2)
         return _Shipment(
-            shipment_id=f"WB{rng.getrandbits(48):012X}", customer_id=customer_id, language=language, phone=phone,
-            order_id=f"SO{rng.randrange(10**9):09d}", carrier_id=carrier_id,
-            tracking_no=f"{prefix}{rng.randrange(10**12):012d}", urgent=rng.random() < self.mix.urgent_rate,
-            origin=origin, destination=destination,
+            shipment_id=f"WB{rng.getrandbits(48):012X}",
+            customer_id=customer_id,
+            language=language,
+            phone=phone,
+            order_id=f"SO{rng.randrange(10**9):09d}",
+            carrier_id=carrier_id,
+            tracking_no=f"{prefix}{rng.randrange(10**12):012d}",
+            urgent=rng.random() < self.mix.urgent_rate,
+            origin=origin,
+            destination=destination,
             declared_value={"amount": round(rng.uniform(50, 20000), 2), "currency": "CNY"}
-            if rng.random() < 0.6 else None,
+            if rng.random() < 0.6
+            else None,
         )
 
     def _life(self, ship: _Shipment, t0: float) -> tuple[list[_Step], tuple[str, float] | None]:
@@ -306,10 +371,17 @@ class _World:
         delivered = out + rng.uniform(1, 6) * HOUR
         promise = _round_up_hour(delivered + rng.uniform(2, 24) * HOUR * pace)
         tags = (URGENT,) if ship.urgent else ()
-        created = {"priority": "urgent" if ship.urgent else "normal", "promised_delivery_at": promise,
-                   "order_id": ship.order_id, "location": _location(ship.origin),
-                   "attributes": {"parcels": rng.randint(1, 4), "weight_kg": round(rng.uniform(0.2, 30), 1),
-                                  "service": "express" if ship.urgent else rng.choice(("express", "standard"))}}
+        created = {
+            "priority": "urgent" if ship.urgent else "normal",
+            "promised_delivery_at": promise,
+            "order_id": ship.order_id,
+            "location": _location(ship.origin),
+            "attributes": {
+                "parcels": rng.randint(1, 4),
+                "weight_kg": round(rng.uniform(0.2, 30), 1),
+                "service": "express" if ship.urgent else rng.choice(("express", "standard")),
+            },
+        }
         if ship.declared_value:
             created["declared_value"] = ship.declared_value
         steps = [
@@ -342,14 +414,15 @@ class _World:
         while index < len(steps) - 1:
             if self.rng.random() < per_event:
                 lag = steps[index + 1].t + self.rng.uniform(60, 3 * HOUR)
-                steps[index] = replace(steps[index], arrival=lag, tags=steps[index].tags + (LATE,))
+                steps[index] = replace(steps[index], arrival=lag, tags=(*steps[index].tags, LATE))
                 index += 1  # its successor stays on time, so it really is newer and already there
             index += 1
 
     # --- calls --------------------------------------------------------------------------------
 
-    def _calls_about(self, ship: _Shipment, t0: float, steps: list[_Step],
-                     incident: tuple[str, float] | None) -> list[tuple[float, str, dict, tuple[str, ...]]]:
+    def _calls_about(
+        self, ship: _Shipment, t0: float, steps: list[_Step], incident: tuple[str, float] | None
+    ) -> list[tuple[float, str, dict, tuple[str, ...]]]:
         """(when, category, call fields, tags) of the calls this shipment provokes."""
         rng = self.rng
         end = steps[-1].t
@@ -373,9 +446,14 @@ class _World:
             calls.append((rng.uniform(t0, end + HOUR), "complaint", {}, ()))
         if steps[-1].status == "delivered" and rng.random() < 0.3:
             score = rng.choice((1, 2, 3)) if incident else rng.choice((3, 4, 5, 5))
-            calls.append((end + rng.uniform(2, 24) * HOUR, "survey",
-                          {"direction": "outbound", "channel": rng.choice(("phone", "wechat")),
-                           "satisfaction_score": score}, ()))
+            calls.append(
+                (
+                    end + rng.uniform(2, 24) * HOUR,
+                    "survey",
+                    {"direction": "outbound", "channel": rng.choice(("phone", "wechat")), "satisfaction_score": score},
+                    (),
+                )
+            )
         return calls
 
     def _emit_customer_call(self, ship: _Shipment, t0: float) -> None:
@@ -393,16 +471,30 @@ class _World:
         tags = (URGENT,) if category == "urgent_order" else ()
         self._emit(at, CALL, ship.customer_id, self._call(ship, category, at, **extra), tags)
 
-    def _call(self, ship: _Shipment, category: str, at: float, *, direction: str = "inbound",
-              channel: str | None = None, **extra: Any) -> dict[str, Any]:
+    def _call(
+        self,
+        ship: _Shipment,
+        category: str,
+        at: float,
+        *,
+        direction: str = "inbound",
+        channel: str | None = None,
+        **extra: Any,
+    ) -> dict[str, Any]:
         rng = self.rng
         channel = channel or rng.choices(("phone", "wechat", "chat", "email"), weights=(50, 25, 15, 10))[0]
         timed = channel in ("phone", "wechat", "chat")
         english, chinese = _NOTES[category]
         doc = {
-            "occurred_at": at, "source": _DESKS[channel], "call_id": f"CL{rng.getrandbits(40):010X}",
-            "customer_id": ship.customer_id, "shipment_id": ship.shipment_id, "order_id": ship.order_id,
-            "direction": direction, "channel": channel, "category": category,
+            "occurred_at": at,
+            "source": _DESKS[channel],
+            "call_id": f"CL{rng.getrandbits(40):010X}",
+            "customer_id": ship.customer_id,
+            "shipment_id": ship.shipment_id,
+            "order_id": ship.order_id,
+            "direction": direction,
+            "channel": channel,
+            "category": category,
             "agent_id": f"agent-{rng.randrange(1, 60):03d}",
             "duration_s": rng.randint(30, 900) if timed else None,
             "caller_phone": ship.phone if channel == "phone" and direction == "inbound" else None,
@@ -418,12 +510,25 @@ class _World:
         if arrival < 0:
             return
         if step.kind == SHIPMENT:
-            doc = {"occurred_at": step.t, "source": self.rng.choice(_WAREHOUSES), "shipment_id": ship.shipment_id,
-                   "customer_id": ship.customer_id, "type": step.status, **step.fields}
+            doc = {
+                "occurred_at": step.t,
+                "source": self.rng.choice(_WAREHOUSES),
+                "shipment_id": ship.shipment_id,
+                "customer_id": ship.customer_id,
+                "type": step.status,
+                **step.fields,
+            }
         else:
-            doc = {"occurred_at": step.t, "source": f"carrier:{ship.carrier_id}", "carrier_id": ship.carrier_id,
-                   "carrier_tracking_no": ship.tracking_no, "shipment_id": ship.shipment_id, "status": step.status,
-                   "raw_code": _RAW_CODES.get(step.status), **step.fields}
+            doc = {
+                "occurred_at": step.t,
+                "source": f"carrier:{ship.carrier_id}",
+                "carrier_id": ship.carrier_id,
+                "carrier_tracking_no": ship.tracking_no,
+                "shipment_id": ship.shipment_id,
+                "status": step.status,
+                "raw_code": _RAW_CODES.get(step.status),
+                **step.fields,
+            }
         self._emit(arrival, step.kind, ship.shipment_id, doc, step.tags)
 
     def _emit(self, arrival: float, kind: str, key: str, doc: dict[str, Any], tags: tuple[str, ...]) -> None:
@@ -432,18 +537,21 @@ class _World:
             return
         rng = self.rng
         event_id = self._uuid()
-        zone = timezone.utc if kind == CARRIER else CHINA
+        zone = UTC if kind == CARRIER else CHINA
         value = self._render({"event_id": event_id, **doc}, zone)
         key_bytes = key.encode()
         self._push(arrival, PlannedMessage(kind, key_bytes, value, 0.0, event_id, tags))
         if rng.random() < self.mix.duplicate_rate:
-            self._push(arrival + rng.uniform(1, 1800), PlannedMessage(kind, key_bytes, value, 0.0, event_id,
-                                                                     (DUPLICATE,)))
+            self._push(
+                arrival + rng.uniform(1, 1800), PlannedMessage(kind, key_bytes, value, 0.0, event_id, (DUPLICATE,))
+            )
         if rng.random() < self.mix.malformed_rate:
             how = rng.choice(MALFORMATIONS)
             broken = self._malformed(how, kind, {"event_id": self._uuid(), **doc}, zone)
-            self._push(arrival + rng.uniform(0, 120), PlannedMessage(kind, key_bytes, broken, 0.0, None,
-                                                                    (MALFORMED, f"{MALFORMED}:{how}")))
+            self._push(
+                arrival + rng.uniform(0, 120),
+                PlannedMessage(kind, key_bytes, broken, 0.0, None, (MALFORMED, f"{MALFORMED}:{how}")),
+            )
 
     def _push(self, arrival: float, message: PlannedMessage) -> None:
         heapq.heappush(self.heap, (arrival, next(self.seq), message))
@@ -479,8 +587,11 @@ class _World:
         if how == "naive_timestamp":
             return orjson.dumps(self._plain(doc, zone, naive=True))
         if how == "unknown_enum":
-            field_name, unknown = {SHIPMENT: ("type", "on_hold"), CARRIER: ("status", "customs_cleared"),
-                                   CALL: ("category", "callback_request")}[kind]
+            field_name, unknown = {
+                SHIPMENT: ("type", "on_hold"),
+                CARRIER: ("status", "customs_cleared"),
+                CALL: ("category", "callback_request"),
+            }[kind]
             return orjson.dumps(self._plain({**doc, field_name: unknown}, zone))
         return orjson.dumps(self._plain({**doc, "source": f"{doc['source']}\x00"}, zone))  # NUL
 
@@ -497,16 +608,25 @@ class _Plan:
     def warehouse(self, status: str, t: float, tags: tuple[str, ...] = (), **fields: Any) -> None:
         self.steps.append(_Step(t, SHIPMENT, status, fields, tags))
 
-    def carrier(self, status: str, t: float, tags: tuple[str, ...] = (), *, always: bool = False,
-                **fields: Any) -> None:
+    def carrier(
+        self, status: str, t: float, tags: tuple[str, ...] = (), *, always: bool = False, **fields: Any
+    ) -> None:
         if always or self.rng.random() < _CARRIER_REPORTS.get(status, 1.0):
             self.steps.append(_Step(t, CARRIER, status, fields, tags))
 
-    def deliver(self, at_hub: float, out: float, delivered: float, *, eta_at_hub: float | None = None,
-                hub_tags: tuple[str, ...] = ()) -> list[_Step]:
+    def deliver(
+        self,
+        at_hub: float,
+        out: float,
+        delivered: float,
+        *,
+        eta_at_hub: float | None = None,
+        hub_tags: tuple[str, ...] = (),
+    ) -> list[_Step]:
         dest = _location(self.ship.destination)
-        self.carrier("arrived_at_hub", at_hub, hub_tags, always=bool(hub_tags), eta=eta_at_hub or delivered,
-                     location=dest)
+        self.carrier(
+            "arrived_at_hub", at_hub, hub_tags, always=bool(hub_tags), eta=eta_at_hub or delivered, location=dest
+        )
         self.carrier("out_for_delivery", out, eta=delivered, location=dest)
         self.warehouse("out_for_delivery", out + self.rng.uniform(60, 1800))
         self.carrier("delivered", delivered, location=dest, proof_of_delivery=self._proof())
@@ -522,8 +642,9 @@ class _Plan:
         shift = slipped_eta - delivered
         return self.deliver(at_hub, out + shift, slipped_eta, eta_at_hub=slipped_eta, hub_tags=(ETA_SLIP,))
 
-    def incident(self, code: str, in_transit: float, at_hub: float, out: float,
-                 delivered: float) -> tuple[list[_Step], tuple[str, float]]:
+    def incident(
+        self, code: str, in_transit: float, at_hub: float, out: float, delivered: float
+    ) -> tuple[list[_Step], tuple[str, float]]:
         rng = self.rng
         tags = (EXCEPTION, f"{EXCEPTION}:{code}")
         if code in ("delayed", "weather", "customs_hold", "other"):
@@ -547,8 +668,15 @@ class _Plan:
         self.carrier("out_for_delivery", out, eta=delivered, location=dest)
         when = delivered
         exception_code = None if code == "attempt_failed" else code
-        self.carrier("attempt_failed", when, tags, always=True, exception_code=exception_code,
-                     raw_description=_DESCRIPTIONS[code], location=dest)
+        self.carrier(
+            "attempt_failed",
+            when,
+            tags,
+            always=True,
+            exception_code=exception_code,
+            raw_description=_DESCRIPTIONS[code],
+            location=dest,
+        )
         if code == "refused":
             return self._return_to_sender(when + rng.uniform(2, 24) * HOUR), (code, when)
         if rng.random() < 0.4:
@@ -558,11 +686,15 @@ class _Plan:
 
     def _report(self, code: str, when: float, tags: tuple[str, ...], *, carrier_only: bool = False) -> None:
         if carrier_only or self.rng.random() < 0.5:
-            self.carrier("exception", when, tags, always=True, exception_code=code,
-                         raw_description=_DESCRIPTIONS[code])
+            self.carrier("exception", when, tags, always=True, exception_code=code, raw_description=_DESCRIPTIONS[code])
         else:
-            self.warehouse("exception", when, tags, exception={"code": code, "description": _DESCRIPTIONS[code]},
-                           declared_value=self.ship.declared_value)
+            self.warehouse(
+                "exception",
+                when,
+                tags,
+                exception={"code": code, "description": _DESCRIPTIONS[code]},
+                declared_value=self.ship.declared_value,
+            )
 
     def _return_to_sender(self, t: float) -> list[_Step]:
         self.carrier("returned_to_sender", t, always=True, raw_description="Returned to sender")
@@ -570,8 +702,10 @@ class _Plan:
         return self.steps
 
     def _proof(self) -> dict[str, str]:
-        return {"signed_by": self.rng.choice(("recipient", "front desk", "neighbour", "parcel locker")),
-                "photo_url": f"https://pod.example.com/{self.ship.tracking_no}.jpg"}
+        return {
+            "signed_by": self.rng.choice(("recipient", "front desk", "neighbour", "parcel locker")),
+            "photo_url": f"https://pod.example.com/{self.ship.tracking_no}.jpg",
+        }
 
 
 def _location(city: tuple) -> dict[str, Any]:

@@ -6,17 +6,16 @@ occurred_at order and writes the returned `Decision` in the batch's transaction.
 
 from __future__ import annotations
 
-import hashlib
-import uuid
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from hub.rules import ETA_PAST_PROMISE, REPEAT_CONTACT, URGENT_CREATED, Queue, Rule, Rules
-from hub.state import CustomerInfo, Known, ShipmentSheet
+from hub.core.ids import stable_id
+from hub.core.rules import ETA_PAST_PROMISE, REPEAT_CONTACT, URGENT_CREATED, Rule, Rules
+from hub.core.state import CustomerInfo, Known, OrphanTask, ShipmentSheet
+from hub.core.topics import Queue
 from schemas.enums import (
     CARRIER_TO_SHIPMENT_STATUS,
     CarrierStatus,
-    Direction,
     ExceptionCode,
     NotificationKind,
     Priority,
@@ -26,10 +25,8 @@ from schemas.enums import (
 from schemas.inbound import CallLog, CarrierUpdate, InboundEvent, ShipmentEvent
 from schemas.outbound import Alert, AlertSource
 
-# Fixed forever: ids derived from it must stay the same across versions and restarts.
-ID_NAMESPACE = uuid.UUID("6f1c2a8e-5d3b-4b7e-9a51-0c2f4e8d7b13")
-_NAMESPACE_BYTES = ID_NAMESPACE.bytes
 MILESTONE_KINDS = (NotificationKind.DISPATCHED, NotificationKind.OUT_FOR_DELIVERY, NotificationKind.DELIVERED)
+MILESTONE_RANK = {kind: rank for rank, kind in enumerate(MILESTONE_KINDS)}
 # The latest milestone a status implies: a parcel in transit has been dispatched, a failed attempt was out for delivery.
 MILESTONE_REACHED = {
     ShipmentEventType.DISPATCHED: NotificationKind.DISPATCHED,
@@ -40,7 +37,7 @@ MILESTONE_REACHED = {
 }
 
 
-def _field(event: InboundEvent, name: str) -> Any:
+def field_of(event: InboundEvent, name: str) -> Any:
     """A declared field of this event's model, or None when its model has no such field.
 
     getattr() would fall into pydantic's slow __getattr__ for a missing name, and would also
@@ -49,17 +46,12 @@ def _field(event: InboundEvent, name: str) -> Any:
     return event.__dict__.get(name)
 
 
-def stable_id(*parts: str) -> str:
-    """uuid5(ID_NAMESPACE, parts joined by U+001F), as text: the same id for the same event and rule.
-
-    Spelled out (RFC 4122 name-based, SHA-1) because uuid.uuid5 and str(UUID) cost 3x more, and
-    every alert, task and notification needs one.
-    """
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + "\x1f".join(parts).encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+def customer_of(event: InboundEvent, sheet: ShipmentSheet | None) -> str | None:
+    """The customer an event concerns. Carrier updates carry none: theirs is the shipment's, once known."""
+    if isinstance(event, CarrierUpdate):
+        return sheet.customer_id if sheet is not None else None
+    customer_id: str | None = field_of(event, "customer_id")
+    return customer_id
 
 
 class SourceRef(NamedTuple):
@@ -113,6 +105,14 @@ class NotificationDecision(NamedTuple):
     source_event_id: str
 
 
+class TaskUpdate(NamedTuple):
+    """An existing task's new severity and due time (a key account adopted it)."""
+
+    task_id: str
+    severity: Severity
+    due_at: datetime
+
+
 class Decision(NamedTuple):
     alerts: tuple[AlertDecision, ...] = ()
     tasks: tuple[TaskDecision, ...] = ()
@@ -120,6 +120,7 @@ class Decision(NamedTuple):
     sheet: ShipmentSheet | None = None  # the shipment's sheet after this event, if one is involved
     new_customer: CustomerInfo | None = None  # an unknown customer, registered with defaults
     adopt_customer: str | None = None  # give the shipment's customerless tasks this customer
+    task_updates: tuple[TaskUpdate, ...] = ()
 
 
 class _Context(NamedTuple):
@@ -147,9 +148,7 @@ def route_event(event: InboundEvent, known: Known, source: Source, rules: Rules,
     raise TypeError(f"no routing for {type(event).__name__}")
 
 
-def route_shipment_event(
-    event: ShipmentEvent, known: Known, source: Source, rules: Rules, now: datetime
-) -> Decision:
+def route_shipment_event(event: ShipmentEvent, known: Known, source: Source, rules: Rules, now: datetime) -> Decision:
     before = known.sheet or ShipmentSheet(event.shipment_id)
     late = before.is_late(event.occurred_at)
     sheet = before.copy()
@@ -157,24 +156,32 @@ def route_shipment_event(
     triggers = shipment_triggers(event)
     eta_trigger = _eta_check(sheet, before)
     customer, new_customer = _customer(event.customer_id, known.customer)
-    ctx = _Context(event, source, event.shipment_id, customer, event.order_id or sheet.order_id,
-                   sheet.promised_delivery_at, now)
+    ctx = _Context(
+        event, source, event.shipment_id, customer, event.order_id or sheet.order_id, sheet.promised_delivery_at, now
+    )
     fired = fire(triggers | eta_trigger, rules)
     _mark_eta_alerted(sheet, fired, eta_trigger)
     alerts, tasks, notifications = _raise(fired, ctx, rules)
     _notify_milestone(sheet, triggers, late, ctx, rules, notifications)
-    adopt = None
-    if before.customer_id is None and known.sheet is not None:
-        # The shipment was known only from carriers or calls: its tasks take the customer now,
-        # and the customer hears of the current milestone (never a superseded one).
-        adopt = event.customer_id
-        _notify_current_milestone(sheet, ctx, rules, notifications)
-    return Decision(tuple(alerts), tuple(tasks), tuple(notifications), sheet, new_customer, adopt)
+    if before.customer_id is not None or known.sheet is None:
+        return Decision(tuple(alerts), tuple(tasks), tuple(notifications), sheet, new_customer)
+    # The shipment was known only from carriers or calls: its tasks take the customer now, the
+    # customer hears of the current milestone (never a superseded one) and gets the notices the
+    # earlier alerts would have written; a key account's tasks are raised and followed up.
+    _notify_current_milestone(sheet, ctx, rules, notifications)
+    adopted = _adopt_orphans(known.orphans, ctx, sheet, rules)
+    return Decision(
+        tuple(alerts),
+        (*tasks, *adopted.tasks),
+        (*notifications, *adopted.notifications),
+        sheet,
+        new_customer,
+        event.customer_id,
+        adopted.updates,
+    )
 
 
-def route_carrier_update(
-    event: CarrierUpdate, known: Known, source: Source, rules: Rules, now: datetime
-) -> Decision:
+def route_carrier_update(event: CarrierUpdate, known: Known, source: Source, rules: Rules, now: datetime) -> Decision:
     before = known.sheet or ShipmentSheet(event.shipment_id)
     late = before.is_late(event.occurred_at)
     sheet = before.copy()
@@ -186,8 +193,7 @@ def route_carrier_update(
         sheet.eta, sheet.eta_reported_at = event.eta, event.occurred_at
     triggers = carrier_triggers(event)
     eta_trigger = _eta_check(sheet, before)
-    # Carrier updates carry no customer: it comes from the sheet, if the shipment is known.
-    customer = known.customer if sheet.customer_id else None
+    customer = known.customer if customer_of(event, sheet) else None
     ctx = _Context(event, source, event.shipment_id, customer, sheet.order_id, sheet.promised_delivery_at, now)
     fired = fire(triggers | eta_trigger, rules)
     _mark_eta_alerted(sheet, fired, eta_trigger)
@@ -202,8 +208,15 @@ def route_call_log(event: CallLog, known: Known, source: Source, rules: Rules, n
     triggers = call_triggers(event)
     if sheet is not None and _is_repeat_contact(event, known, sheet, rules):
         triggers = triggers | {REPEAT_CONTACT}
-    ctx = _Context(event, source, event.shipment_id, customer, event.order_id or (sheet and sheet.order_id),
-                   sheet.promised_delivery_at if sheet else None, now)
+    ctx = _Context(
+        event,
+        source,
+        event.shipment_id,
+        customer,
+        event.order_id or (sheet.order_id if sheet else None),
+        sheet.promised_delivery_at if sheet else None,
+        now,
+    )
     fired = fire(triggers, rules)
     if sheet is not None and any(REPEAT_CONTACT in rule.when for rule in fired):
         sheet.repeat_contact_fired = (*sheet.repeat_contact_fired, event.occurred_at)
@@ -289,7 +302,7 @@ def _mark_eta_alerted(sheet: ShipmentSheet, fired: list[Rule], eta_trigger: froz
 
 def _is_repeat_contact(event: CallLog, known: Known, sheet: ShipmentSheet, rules: Rules) -> bool:
     spec = rules.repeat_contact
-    if event.direction is not Direction.INBOUND or event.category not in spec.categories:
+    if not spec.counts(event):
         return False
     t, window = event.occurred_at, spec.window
     if any(abs(fired - t) <= window for fired in sheet.repeat_contact_fired):
@@ -308,8 +321,9 @@ def _customer(customer_id: str, known: CustomerInfo | None) -> tuple[CustomerInf
 # --- outputs ---------------------------------------------------------------------------------
 
 
-def _raise(fired: list[Rule], ctx: _Context, rules: Rules
-           ) -> tuple[list[AlertDecision], list[TaskDecision], list[NotificationDecision]]:
+def _raise(
+    fired: list[Rule], ctx: _Context, rules: Rules
+) -> tuple[list[AlertDecision], list[TaskDecision], list[NotificationDecision]]:
     """The alerts, tasks and notices of the fired rules; callers add milestone notices."""
     alerts, tasks, notifications = [], [], []
     for rule in fired:
@@ -333,7 +347,7 @@ def _severity(rule: Rule, ctx: _Context, rules: Rules) -> tuple[Severity, bool]:
 def _due_at(rule: Rule, severity: Severity, ctx: _Context, rules: Rules) -> datetime:
     due = ctx.event.occurred_at + rules.response_time(severity)
     if rule.task.due == "urgent_order":
-        deadline = _field(ctx.event, "requested_deadline")
+        deadline = field_of(ctx.event, "requested_deadline")
         due = min(d for d in (due, deadline, ctx.promise) if d is not None)
     return due
 
@@ -344,24 +358,44 @@ def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskD
     due = _due_at(rule, severity, ctx, rules)
     customer_id = ctx.customer.customer_id if ctx.customer else None
     alert_id = stable_id("alert", event.event_id, rule.id)
-    details: dict[str, Any] = {"rule": rule.id, "alert_id": alert_id, "source": _alert_source(ctx.source).model_dump(),
-                               "event_type": _event_type(event)}
-    if rule.task.attach_declared_value and _field(event, "declared_value") is not None:
-        details["declared_value"] = event.declared_value.model_dump(mode="json")
-    names = {"shipment_id": ctx.shipment_id or "-", "customer_id": customer_id or "-",
-             "order_id": ctx.order_id or "-", "event_id": event.event_id}
+    details: dict[str, Any] = {
+        "rule": rule.id,
+        "alert_id": alert_id,
+        "source": _alert_source(ctx.source).model_dump(),
+        "event_type": _event_type(event),
+    }
+    declared = field_of(event, "declared_value") if rule.task.attach_declared_value else None
+    if declared is not None:
+        details["declared_value"] = declared.model_dump(mode="json")
+    names = {
+        "shipment_id": ctx.shipment_id or "-",
+        "customer_id": customer_id or "-",
+        "order_id": ctx.order_id or "-",
+        "event_id": event.event_id,
+    }
     main = TaskDecision(
-        task_id=stable_id("task", event.event_id, rule.id), department=rule.task.department.value,
-        kind=rule.kind.value, severity=severity, shipment_id=ctx.shipment_id, customer_id=customer_id,
-        title=rule.task.title.format_map(names), details=details, due_at=due,
-        source_event_id=event.event_id, rule=rule.id, alert_id=alert_id,
+        task_id=stable_id("task", event.event_id, rule.id),
+        department=rule.task.department.value,
+        kind=rule.kind.value,
+        severity=severity,
+        shipment_id=ctx.shipment_id,
+        customer_id=customer_id,
+        title=rule.task.title.format_map(names),
+        details=details,
+        due_at=due,
+        source_event_id=event.event_id,
+        rule=rule.id,
+        alert_id=alert_id,
     )
     if not key_account:
         return main, None
     spec = rules.key_account.task
     follow_up = main._replace(
-        task_id=stable_id("task", event.event_id, rule.id, spec.kind), department=spec.department.value,
-        kind=spec.kind, title=spec.title.format_map(names), details={**details, "main_task_id": main.task_id},
+        task_id=stable_id("task", event.event_id, rule.id, spec.kind),
+        department=spec.department.value,
+        kind=spec.kind,
+        title=spec.title.format_map(names),
+        details={**details, "main_task_id": main.task_id},
     )
     return main, follow_up
 
@@ -369,16 +403,24 @@ def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskD
 def _alert(rule: Rule, task: TaskDecision, ctx: _Context) -> Alert:
     # Every value is already typed and checked: skip a second validation on the hot path.
     return Alert.model_construct(
-        alert_id=task.alert_id, kind=rule.kind, severity=task.severity, rule=rule.id,
-        shipment_id=ctx.shipment_id, customer_id=task.customer_id,
-        summary=_summary(rule, ctx), task_id=task.task_id, source=_alert_source(ctx.source),
-        created_at=ctx.now, due_at=task.due_at,
+        alert_id=task.alert_id,
+        kind=rule.kind,
+        severity=task.severity,
+        rule=rule.id,
+        shipment_id=ctx.shipment_id,
+        customer_id=task.customer_id,
+        summary=_summary(rule, ctx),
+        task_id=task.task_id,
+        source=_alert_source(ctx.source),
+        created_at=ctx.now,
+        due_at=task.due_at,
     )
 
 
 def _summary(rule: Rule, ctx: _Context) -> str:
     # No personal data: ids, the event's type and its producing system only.
-    subject = f"shipment {ctx.shipment_id}" if ctx.shipment_id else f"customer {ctx.customer.customer_id}"
+    customer_id = ctx.customer.customer_id if ctx.customer else "-"
+    subject = f"shipment {ctx.shipment_id}" if ctx.shipment_id else f"customer {customer_id}"
     return f"{rule.kind.value.replace('_', ' ')}: {subject} ({_event_type(ctx.event)}, from {ctx.event.source})"
 
 
@@ -393,20 +435,38 @@ def _event_type(event: InboundEvent) -> str:
     return f"call {event.category.value}"
 
 
-def _notification(kind: NotificationKind, ctx: _Context, rules: Rules, reference: str = "") -> NotificationDecision:
+def _notification(
+    kind: NotificationKind,
+    ctx: _Context,
+    rules: Rules,
+    reference: str = "",
+    source_event_id: str | None = None,
+    eta: datetime | None = None,
+) -> NotificationDecision:
+    """`source_event_id` and `eta` default to the routed event's."""
     customer = ctx.customer
     assert customer is not None
     template = rules.templates[kind][customer.language]
-    eta = _field(ctx.event, "eta")
-    body = template.format_map({
-        "shipment_id": ctx.shipment_id or "-", "order_id": ctx.order_id or ctx.shipment_id or "-",
-        "reference": reference, "eta": eta.isoformat() if eta else "-",
-        "promised": ctx.promise.isoformat() if ctx.promise else "-",
-    })
+    eta = eta or field_of(ctx.event, "eta")
+    source_event_id = source_event_id or ctx.event.event_id
+    body = template.format_map(
+        {
+            "shipment_id": ctx.shipment_id or "-",
+            "order_id": ctx.order_id or ctx.shipment_id or "-",
+            "reference": reference,
+            "eta": eta.isoformat() if eta else "-",
+            "promised": ctx.promise.isoformat() if ctx.promise else "-",
+        }
+    )
     return NotificationDecision(
-        notification_id=stable_id("notification", ctx.event.event_id, kind.value), customer_id=customer.customer_id,
-        shipment_id=ctx.shipment_id, kind=kind, channel=customer.preferred_channel.value,
-        language=customer.language.value, body=body, source_event_id=ctx.event.event_id,
+        notification_id=stable_id("notification", source_event_id, kind.value),
+        customer_id=customer.customer_id,
+        shipment_id=ctx.shipment_id,
+        kind=kind,
+        channel=customer.preferred_channel.value,
+        language=customer.language.value,
+        body=body,
+        source_event_id=source_event_id,
     )
 
 
@@ -418,8 +478,14 @@ def milestone_of(triggers: frozenset[str], rules: Rules) -> NotificationKind | N
     return min(kinds, key=order.index)
 
 
-def _notify_milestone(sheet: ShipmentSheet, triggers: frozenset[str], late: bool, ctx: _Context,
-                      rules: Rules, out: list[NotificationDecision]) -> None:
+def _notify_milestone(
+    sheet: ShipmentSheet,
+    triggers: frozenset[str],
+    late: bool,
+    ctx: _Context,
+    rules: Rules,
+    out: list[NotificationDecision],
+) -> None:
     kind = milestone_of(triggers, rules)
     if kind is None or kind.value in sheet.notified_milestones or (late and _superseded(kind, sheet)):
         return
@@ -437,8 +503,9 @@ def _superseded(kind: NotificationKind, sheet: ShipmentSheet) -> bool:
     return any(rank(other) > rank(kind) for other in reached)
 
 
-def _notify_current_milestone(sheet: ShipmentSheet, ctx: _Context, rules: Rules,
-                              out: list[NotificationDecision]) -> None:
+def _notify_current_milestone(
+    sheet: ShipmentSheet, ctx: _Context, rules: Rules, out: list[NotificationDecision]
+) -> None:
     if sheet.status is None:
         return
     kind = MILESTONE_REACHED.get(sheet.status)
@@ -446,3 +513,70 @@ def _notify_current_milestone(sheet: ShipmentSheet, ctx: _Context, rules: Rules,
         return
     out.append(_notification(kind, ctx, rules))
     sheet.notified_milestones = sheet.notified_milestones | {kind.value}
+
+
+class _Adopted(NamedTuple):
+    tasks: tuple[TaskDecision, ...] = ()
+    notifications: tuple[NotificationDecision, ...] = ()
+    updates: tuple[TaskUpdate, ...] = ()
+
+
+def _adopt_orphans(orphans: tuple[OrphanTask, ...], ctx: _Context, sheet: ShipmentSheet, rules: Rules) -> _Adopted:
+    """What a shipment's customerless tasks owe its customer, now that it is known (contract 1.1).
+
+    Each task's rule notice is written once, with the task's own source event (so its id is the
+    one routing would have given it); a key account's tasks are raised and get their follow-up.
+    """
+    rule_by_id = {rule.id: rule for rule in rules.rules}
+    tasks, notices, updates = [], [], []
+    key = ctx.customer is not None and ctx.customer.tier is rules.key_account.tier
+    for orphan in orphans:
+        rule = rule_by_id.get(orphan.rule)
+        if rule is None:
+            continue  # its rule is gone from the rules file: nothing to catch up on
+        if rule.notify is not None:
+            notices.append(
+                _notification(
+                    rule.notify,
+                    ctx,
+                    rules,
+                    reference=orphan.task_id,
+                    source_event_id=orphan.source_event_id,
+                    eta=sheet.eta,
+                )
+            )
+        if key and orphan.active:
+            update, follow_up = _raise_for_key_account(orphan, rule, ctx, rules)
+            updates.append(update)
+            tasks.append(follow_up)
+    return _Adopted(tuple(tasks), tuple(notices), tuple(updates))
+
+
+def _raise_for_key_account(
+    orphan: OrphanTask, rule: Rule, ctx: _Context, rules: Rules
+) -> tuple[TaskUpdate, TaskDecision]:
+    severity = orphan.severity.raised(rules.key_account.raise_severity_by)
+    due = orphan.occurred_at + rules.response_time(severity)
+    spec = rules.key_account.task
+    customer_id = ctx.customer.customer_id if ctx.customer else None
+    names = {
+        "shipment_id": ctx.shipment_id or "-",
+        "customer_id": customer_id or "-",
+        "order_id": ctx.order_id or "-",
+        "event_id": orphan.source_event_id,
+    }
+    follow_up = TaskDecision(
+        task_id=stable_id("task", orphan.source_event_id, rule.id, spec.kind),
+        department=spec.department.value,
+        kind=spec.kind,
+        severity=severity,
+        shipment_id=ctx.shipment_id,
+        customer_id=customer_id,
+        title=spec.title.format_map(names),
+        details={**orphan.details, "main_task_id": orphan.task_id},
+        due_at=due,
+        source_event_id=orphan.source_event_id,
+        rule=rule.id,
+        alert_id=str(orphan.details.get("alert_id") or stable_id("alert", orphan.source_event_id, rule.id)),
+    )
+    return TaskUpdate(orphan.task_id, severity, due), follow_up

@@ -45,12 +45,9 @@ class Accepted(NamedTuple):
     def payload_text(self) -> str:
         """The value as received, as text (checked to be UTF-8 when decoded). Made when written,
         not kept: a batch in flight would otherwise hold every payload twice."""
-        return self.record.value.decode("utf-8")
-
-    @property
-    def payload_hash(self) -> bytes:
-        """The content hash, computed only when two copies' raw bytes differ (see payload_hash())."""
-        return payload_hash(self.event)
+        value = self.record.value
+        assert value is not None  # a record without a value is never accepted
+        return value.decode("utf-8")
 
 
 class Rejected(NamedTuple):
@@ -65,25 +62,41 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
     if value is None:
         return Rejected(record, DeadLetterReason.INVALID_JSON, "EmptyValue", "the record has no value (tombstone)")
     if len(value) > max_bytes:
-        return Rejected(record, DeadLetterReason.OVERSIZED, "OversizedMessage",
-                        f"value is {len(value):,} bytes; the limit is {max_bytes:,} (HUB_MAX_MESSAGE_BYTES)")
+        return Rejected(
+            record,
+            DeadLetterReason.OVERSIZED,
+            "OversizedMessage",
+            f"value is {len(value):,} bytes; the limit is {max_bytes:,} (HUB_MAX_MESSAGE_BYTES)",
+        )
     if not value.isascii():  # ASCII is UTF-8: only other bytes need the full check
         try:
             value.decode("utf-8")
         except UnicodeDecodeError as exc:
-            return Rejected(record, DeadLetterReason.UNDECODABLE, "UnicodeDecodeError",
-                            f"value is not UTF-8: invalid byte at position {exc.start}")
+            return Rejected(
+                record,
+                DeadLetterReason.UNDECODABLE,
+                "UnicodeDecodeError",
+                f"value is not UTF-8: invalid byte at position {exc.start}",
+            )
     try:
         document = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
         return Rejected(record, DeadLetterReason.INVALID_JSON, "JSONDecodeError", f"value is not JSON: {exc}")
     if value.count(b"{") + value.count(b"[") > MAX_DEPTH and _depth(document) > MAX_DEPTH:
-        return Rejected(record, DeadLetterReason.VALIDATION_ERROR, "TooDeep",
-                        f"value nests objects and arrays more than {MAX_DEPTH} levels deep")
+        return Rejected(
+            record,
+            DeadLetterReason.VALIDATION_ERROR,
+            "TooDeep",
+            f"value nests objects and arrays more than {MAX_DEPTH} levels deep",
+        )
     version = document.get("schema_version") if isinstance(document, dict) else None
     if isinstance(version, int) and not isinstance(version, bool) and version != CONTRACT_VERSION:
-        return Rejected(record, DeadLetterReason.UNSUPPORTED_VERSION, "UnsupportedVersion",
-                        f"schema_version {version} is not supported; this hub reads version {CONTRACT_VERSION}")
+        return Rejected(
+            record,
+            DeadLetterReason.UNSUPPORTED_VERSION,
+            "UnsupportedVersion",
+            f"schema_version {version} is not supported; this hub reads version {CONTRACT_VERSION}",
+        )
     # Raw control characters are invalid JSON, so a NUL can only arrive as a \u0000 escape.
     context = _NUL_CHECKED if b"\\u0000" not in value else None
     try:
@@ -91,6 +104,12 @@ def decode_record(record: Record, model: type[InboundEvent], max_bytes: int) -> 
     except ValidationError as exc:
         return Rejected(record, DeadLetterReason.VALIDATION_ERROR, "ValidationError", describe_validation_error(exc))
     return Accepted(record, event, hashlib.sha256(value).digest())
+
+
+def check_value(value: bytes, model: type[InboundEvent], max_bytes: int, topic: str = "") -> Accepted | Rejected:
+    """The verdict the hub would give `value` on `model`'s topic, for bytes it has not consumed:
+    `hub publish`, `hub dlq replay --file` and the typed feeds check with this, never on their own."""
+    return decode_record(Record(topic, -1, -1, None, value), model, max_bytes)
 
 
 def _depth(value: Any) -> int:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from schemas.enums import CustomerTier, Language, NotificationChannel, ShipmentEventType
+from schemas.enums import CustomerTier, Language, NotificationChannel, Severity, ShipmentEventType
 
 
 @dataclass(slots=True)
@@ -35,11 +35,21 @@ class ShipmentSheet:
     notified_milestones: frozenset[str] = frozenset()
     repeat_contact_fired: tuple[datetime, ...] = ()
 
-    def copy(self) -> "ShipmentSheet":
+    def copy(self) -> ShipmentSheet:
         return ShipmentSheet(
-            self.shipment_id, self.customer_id, self.order_id, self.status, self.last_event_at,
-            self.promised_delivery_at, self.eta, self.eta_reported_at, self.eta_alerted, self.carrier_id,
-            self.priority, self.notified_milestones, self.repeat_contact_fired,
+            self.shipment_id,
+            self.customer_id,
+            self.order_id,
+            self.status,
+            self.last_event_at,
+            self.promised_delivery_at,
+            self.eta,
+            self.eta_reported_at,
+            self.eta_alerted,
+            self.carrier_id,
+            self.priority,
+            self.notified_milestones,
+            self.repeat_contact_fired,
         )
 
     def is_late(self, occurred_at: datetime) -> bool:
@@ -55,6 +65,18 @@ class CustomerInfo:
     preferred_channel: NotificationChannel = NotificationChannel.SMS
 
 
+class OrphanTask(NamedTuple):
+    """A task raised before its shipment's customer was known (a carrier update came first)."""
+
+    task_id: str
+    rule: str
+    severity: Severity
+    source_event_id: str
+    occurred_at: datetime  # of the event that raised it
+    details: dict[str, Any]
+    active: bool  # open or in progress
+
+
 class Known(NamedTuple):
     """Everything routing may consult for one event (a NamedTuple: built once per event)."""
 
@@ -62,3 +84,5 @@ class Known(NamedTuple):
     customer: CustomerInfo | None = None
     # occurred_at of earlier inbound query/complaint contacts about the event's shipment
     contacts: tuple[datetime, ...] = ()
+    # the shipment's customerless tasks, loaded only while its sheet has no customer
+    orphans: tuple[OrphanTask, ...] = ()

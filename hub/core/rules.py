@@ -15,23 +15,25 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hub.core.topics import Queue
 from schemas.enums import (
     AlertKind,
     CallCategory,
     CarrierStatus,
     CustomerTier,
     Department,
+    Direction,
     ExceptionCode,
     Language,
     NotificationKind,
     Severity,
     ShipmentEventType,
 )
+from schemas.inbound import CallLog, InboundEvent
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.yaml")
 DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
 
-Queue = Literal["exceptions", "urgent_orders", "complaints"]
 URGENT_CREATED = "shipment:urgent_created"
 ETA_PAST_PROMISE = "eta_past_promise"
 REPEAT_CONTACT = "repeat_contact"
@@ -118,6 +120,15 @@ class RepeatContact(_Strict):
     def window(self) -> timedelta:
         return timedelta(hours=self.window_hours)
 
+    def counts(self, event: InboundEvent) -> bool:
+        """Is this event a contact the rule counts: an inbound call about a shipment, in one of its categories?"""
+        return (
+            isinstance(event, CallLog)
+            and event.shipment_id is not None
+            and event.direction is Direction.INBOUND
+            and event.category in self.categories
+        )
+
 
 class Rules(_Strict):
     version: Literal[1] = 1
@@ -137,7 +148,7 @@ class Rules(_Strict):
         return hours
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Rules":
+    def _consistent(self) -> Rules:
         ids = [r.id for r in self.rules]
         dupes = {i for i in ids if ids.count(i) > 1}
         if dupes:
@@ -181,7 +192,9 @@ def load_rules(path: Path | None = None, templates_path: Path | None = None) -> 
     templates, template_lines = _read_yaml(templates_path or DEFAULT_TEMPLATES_FILE)
     _check_templates(templates, template_lines, templates_path or DEFAULT_TEMPLATES_FILE)
     if not isinstance(data, dict):
-        raise RulesError(f"{path}: line 1: the rules file must be a mapping (see the default {DEFAULT_RULES_FILE.name})")
+        raise RulesError(
+            f"{path}: line 1: the rules file must be a mapping (see the default {DEFAULT_RULES_FILE.name})"
+        )
     _check_unique_ids(data, lines, path)
     try:
         return Rules.model_validate({**data, "templates": templates})
@@ -192,33 +205,44 @@ def load_rules(path: Path | None = None, templates_path: Path | None = None) -> 
         raise RulesError(f"{path}: line {line}: {where}: {error['msg']}") from None
 
 
-def _check_unique_ids(data: dict, lines: dict[tuple, int], path: Path) -> None:
+def _check_unique_ids(data: dict[str, Any], lines: dict[tuple[str | int, ...], int], path: Path) -> None:
     seen: set[str] = set()
     rules = data.get("rules")
     for index, rule in enumerate(rules if isinstance(rules, list) else []):
         rule_id = rule.get("id") if isinstance(rule, dict) else None
         if isinstance(rule_id, str) and rule_id in seen:
             line = _line_for(lines, ("rules", index, "id"))
-            raise RulesError(f"{path}: line {line}: rules.{index}.id: rule id {rule_id!r} is already used; ids must be unique")
-        seen.add(rule_id)
+            raise RulesError(
+                f"{path}: line {line}: rules.{index}.id: rule id {rule_id!r} is already used; ids must be unique"
+            )
+        if isinstance(rule_id, str):
+            seen.add(rule_id)
 
 
-def _check_templates(templates: Any, lines: dict[tuple, int], path: Path) -> None:
+def _check_templates(templates: Any, lines: dict[tuple[str | int, ...], int], path: Path) -> None:
     if not isinstance(templates, dict):
         raise RulesError(f"{path}: line 1: templates must map a notification kind to zh/en texts")
     for kind in NotificationKind:
         for language in Language:
-            text = templates.get(kind.value, {}).get(language.value) if isinstance(templates.get(kind.value), dict) else None
+            text = (
+                templates.get(kind.value, {}).get(language.value)
+                if isinstance(templates.get(kind.value), dict)
+                else None
+            )
             if not isinstance(text, str):
                 line = _line_for(lines, (kind.value,))
-                raise RulesError(f"{path}: line {line}: missing '{language.value}' text for notification kind '{kind.value}'")
+                raise RulesError(
+                    f"{path}: line {line}: missing '{language.value}' text for notification kind '{kind.value}'"
+                )
             unknown = _placeholders(text) - TEMPLATE_FIELDS
             if unknown:
                 line = _line_for(lines, (kind.value, language.value))
-                raise RulesError(f"{path}: line {line}: unknown placeholder(s) {sorted(unknown)}; use {sorted(TEMPLATE_FIELDS)}")
+                raise RulesError(
+                    f"{path}: line {line}: unknown placeholder(s) {sorted(unknown)}; use {sorted(TEMPLATE_FIELDS)}"
+                )
 
 
-def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
+def _read_yaml(path: Path) -> tuple[Any, dict[tuple[str | int, ...], int]]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -230,13 +254,13 @@ def _read_yaml(path: Path) -> tuple[Any, dict[tuple, int]]:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else "?"
         raise RulesError(f"{path}: line {line}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    lines: dict[tuple, int] = {}
+    lines: dict[tuple[str | int, ...], int] = {}
     if node is not None:
         _index_lines(node, (), lines)
     return data, lines
 
 
-def _index_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
+def _index_lines(node: yaml.Node, path: tuple[str | int, ...], lines: dict[tuple[str | int, ...], int]) -> None:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
@@ -249,7 +273,7 @@ def _index_lines(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> None:
             _index_lines(item, (*path, index), lines)
 
 
-def _line_for(lines: dict[tuple, int], loc: tuple) -> int | str:
+def _line_for(lines: dict[tuple[str | int, ...], int], loc: tuple[str | int, ...]) -> int | str:
     path = tuple(str(p) if not isinstance(p, int) else p for p in loc)
     while path:
         if path in lines:

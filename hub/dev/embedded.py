@@ -331,7 +331,7 @@ def _port_owner(port: int) -> str:
             if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
                 proc = psutil.Process(conn.pid)
                 return f" by pid {conn.pid} ({' '.join(proc.cmdline())[:120] or proc.name()})"
-    except Exception:  # best effort: needs privileges on some systems
+    except (psutil.Error, OSError):  # best effort: needs privileges on some systems
         pass
     return ""
 

@@ -62,6 +62,21 @@ ON CONFLICT (shipment_id) DO UPDATE SET
     updated_at = now()
 """
 
+# Tasks raised before their shipment's customer was known, with their event's time (contract 1.1).
+SELECT_ORPHAN_TASKS = """
+SELECT t.task_id::text, t.shipment_id, t.rule, t.severity, t.source_event_id, t.details::text AS details,
+       t.status IN ('open', 'in_progress') AS active, coalesce(e.occurred_at, t.created_at) AS occurred_at
+FROM coordination_tasks AS t LEFT JOIN shipment_events AS e ON e.event_id = t.source_event_id
+WHERE t.shipment_id = ANY($1::text[]) AND t.customer_id IS NULL
+ORDER BY t.created_at, t.task_id
+"""
+
+UPDATE_TASK_SEVERITIES = """
+UPDATE coordination_tasks AS t SET severity = u.severity, due_at = u.due_at, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(task_id, severity, due_at)
+WHERE t.task_id = u.task_id
+"""
+
 ADOPT_TASKS = """
 UPDATE coordination_tasks AS t SET customer_id = u.c, updated_at = now()
 FROM unnest($1::text[], $2::text[]) AS u(s, c)
@@ -95,10 +110,36 @@ SELECT payload::text FROM call_logs WHERE event_id = $1
 # Rows only a fresh event (one the inbox has just accepted) can produce never conflict, so they
 # are streamed with binary COPY: the cheapest write for Postgres, no SQL text to parse per row.
 COPY_SHIPMENT_EVENTS = ("shipment_events", ("event_id", "shipment_id", "topic", "status", "occurred_at", "payload"))
-COPY_CALL_LOGS = ("call_logs", ("event_id", "call_id", "customer_id", "shipment_id", "direction", "channel",
-                                "category", "occurred_at", "payload"))
-COPY_TASKS = ("coordination_tasks", ("task_id", "department", "kind", "severity", "shipment_id", "customer_id",
-                                     "title", "details", "due_at", "source_event_id", "rule", "alert_id"))
-COPY_NOTIFICATIONS = ("customer_notifications", ("notification_id", "customer_id", "shipment_id", "kind", "channel",
-                                                 "language", "body", "source_event_id"))
+COPY_CALL_LOGS = (
+    "call_logs",
+    ("event_id", "call_id", "customer_id", "shipment_id", "direction", "channel", "category", "occurred_at", "payload"),
+)
+COPY_TASKS = (
+    "coordination_tasks",
+    (
+        "task_id",
+        "department",
+        "kind",
+        "severity",
+        "shipment_id",
+        "customer_id",
+        "title",
+        "details",
+        "due_at",
+        "source_event_id",
+        "rule",
+        "alert_id",
+    ),
+)
+COPY_NOTIFICATIONS = (
+    "customer_notifications",
+    ("notification_id", "customer_id", "shipment_id", "kind", "channel", "language", "body", "source_event_id"),
+)
 COPY_OUTBOX = ("outbox", ("topic", "key", "value", "headers", "message_id"))
+
+# Unpublished outbox rows and the age of the oldest, on the database's own clock (metrics, demo).
+OUTBOX_BACKLOG = """
+SELECT count(*) AS rows,
+       coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_s
+FROM outbox WHERE sent_at IS NULL
+"""

@@ -1,0 +1,1 @@
+"""Development tools: the traffic simulator, the embedded broker and Postgres, scratch databases."""

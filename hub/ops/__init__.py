@@ -1,0 +1,1 @@
+"""What the ops commands read and change: tasks, shipments, dead letters, alerts, customers."""

@@ -1,0 +1,108 @@
+"""A shipment's file: its tracking sheet, both streams' history, its tasks and notifications."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from hub.ops.db import NotFound
+from hub.ops.tasks import SELECT_SHIPMENT_TASKS, Task, task_from_row
+
+SELECT_SHIPMENT = """
+SELECT s.shipment_id, s.customer_id, c.name AS customer_name, c.tier AS customer_tier, s.order_id, s.status,
+       s.priority, s.promised_delivery_at, s.eta, s.carrier_id, s.last_event_at, s.updated_at
+FROM shipments s LEFT JOIN customers c USING (customer_id)
+WHERE s.shipment_id = $1
+"""
+
+# Both streams about the shipment, one timeline: movements (shipment.events, carrier.updates)
+# and the customer's contacts about it (call.logs).
+SELECT_SHIPMENT_HISTORY = """
+SELECT occurred_at, topic AS stream, event_id, status AS what, payload FROM shipment_events WHERE shipment_id = $1
+UNION ALL
+SELECT occurred_at, $2::text AS stream, event_id, category AS what, payload FROM call_logs WHERE shipment_id = $1
+ORDER BY occurred_at, event_id
+"""
+
+SELECT_SHIPMENT_NOTIFICATIONS = """
+SELECT notification_id, customer_id, shipment_id, kind, channel, language, body, status, created_at, source_event_id
+FROM customer_notifications WHERE shipment_id = $1 ORDER BY created_at, notification_id
+"""
+
+# Personal data stays out of screens and pasted notes (CONTRACT.md: caller_phone).
+PERSONAL_FIELDS = ("caller_phone",)
+
+
+@dataclass(frozen=True)
+class TrackingSheet:
+    shipment_id: str
+    customer_id: str | None
+    customer_name: str | None
+    customer_tier: str | None
+    order_id: str | None
+    status: str | None
+    priority: str | None
+    promised_delivery_at: datetime | None
+    eta: datetime | None
+    carrier_id: str | None
+    last_event_at: datetime | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    occurred_at: datetime
+    stream: str  # the topic the event came from
+    event_id: str
+    what: str  # the event's type, carrier status or call category
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Notification:
+    notification_id: str
+    customer_id: str
+    shipment_id: str | None
+    kind: str
+    channel: str
+    language: str
+    body: str
+    status: str
+    created_at: datetime
+    source_event_id: str
+
+
+@dataclass(frozen=True)
+class ShipmentFile:
+    shipment_id: str
+    sheet: TrackingSheet | None  # None: only contacts mention it so far, no movement yet
+    history: list[HistoryEntry]
+    tasks: list[Task]
+    notifications: list[Notification]
+
+
+def _without_personal_data(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("(hidden)" if k in PERSONAL_FIELDS else v) for k, v in payload.items()}
+
+
+async def shipment_file(conn: asyncpg.Connection, shipment_id: str, call_logs_topic: str) -> ShipmentFile:
+    """The sheet, both streams' history, tasks and notifications (call_logs rows do not store their topic)."""
+    sheet_row = await conn.fetchrow(SELECT_SHIPMENT, shipment_id)
+    history = [
+        HistoryEntry(r["occurred_at"], r["stream"], r["event_id"], r["what"], _without_personal_data(r["payload"]))
+        for r in await conn.fetch(SELECT_SHIPMENT_HISTORY, shipment_id, call_logs_topic)
+    ]
+    tasks = [task_from_row(r) for r in await conn.fetch(SELECT_SHIPMENT_TASKS, shipment_id)]
+    notes = [
+        Notification(**{**dict(r), "notification_id": str(r["notification_id"])})
+        for r in await conn.fetch(SELECT_SHIPMENT_NOTIFICATIONS, shipment_id)
+    ]
+    if sheet_row is None and not history and not tasks:
+        raise NotFound(
+            f"no shipment {shipment_id!r} in the hub: no event, contact or task mentions it. "
+            "Check the waybill number (ids are case-sensitive), or whether its feed is publishing"
+        )
+    return ShipmentFile(shipment_id, TrackingSheet(**dict(sheet_row)) if sheet_row else None, history, tasks, notes)
