@@ -9,8 +9,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hub.core.topics import DEAD_LETTER_SETTING, QUEUES, STREAMS, Destinations, Queue, Stream
@@ -40,6 +41,7 @@ class Settings(BaseSettings):
     topic_alerts_exceptions: str = "alerts.exceptions"
     topic_alerts_urgent: str = "alerts.urgent-orders"
     topic_alerts_complaints: str = "alerts.complaints"
+    topic_alerts_escalations: str = "alerts.escalations"
     topic_dead_letter: str = "hub.dead-letter"
     topic_partitions: int = Field(6, description="Partitions of topics the hub creates itself")
 
@@ -77,11 +79,30 @@ class Settings(BaseSettings):
     db_pool_size: int = 4
     workers: int = Field(1, ge=1, le=64, description="`hub run` processes in one consumer group (each one core)")
 
+    # The clock.
+    scheduler_interval_s: float = Field(
+        5.0, ge=0, description="How often `hub run` evaluates the clock's timers (0: never, in this process)"
+    )
+    timezone: str = Field("Asia/Shanghai", description="Calendar rules (month boundaries, quiet hours) use this zone")
+
     # Operations.
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, description="Health and /metrics endpoint; 0 turns it off")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}; use an IANA name such as Asia/Shanghai or UTC") from None
+        return name
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
     @model_validator(mode="after")
     def _worker_ports_fit(self) -> Settings:

@@ -27,11 +27,13 @@ from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
+from hub.clock.engine import TickReport
 from hub.config import Settings
+from hub.core.clock import Timer
 from hub.core.outcome import BatchOutcome
 from hub.core.topics import Queue
-from hub.store.queries import OUTBOX_BACKLOG
-from schemas.enums import DeadLetterReason, Severity
+from hub.store.queries import OUTBOX_BACKLOG, TASK_GAUGES
+from schemas.enums import DeadLetterReason, Department, Severity
 
 log = logging.getLogger("hub.observability")
 
@@ -85,6 +87,25 @@ class HubMetrics:
             "hub_outbox_backlog", "Outbox rows (alerts, dead letters) not yet published", registry=r
         )
         self.outbox_age = Gauge("hub_outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row", registry=r)
+        # the clock (counted by the replica that evaluates it; the task gauges by every replica: use max())
+        self.timers_fired = Counter("hub_clock_timers_fired", "Timers the clock fired", ["timer"], registry=r)
+        self.clock_lag = Gauge(
+            "hub_clock_lag_seconds", "At the last tick: now minus the oldest due moment not yet fired", registry=r
+        )
+        self.tick_seconds = Histogram(
+            "hub_clock_tick_seconds",
+            "Time one tick of the clock took",
+            registry=r,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.clock_leader = Gauge("hub_clock_leader", "1 when this replica evaluates the clock", registry=r)
+        self.tasks_open = Gauge("hub_tasks_open", "Open and in-progress tasks", ["department", "severity"], registry=r)
+        self.tasks_overdue = Gauge(
+            "hub_tasks_overdue", "Open and in-progress tasks past due_at", ["department", "severity"], registry=r
+        )
+        self.tasks_escalated = Gauge(
+            "hub_tasks_escalated", "Open and in-progress tasks by escalation level", ["level"], registry=r
+        )
         ProcessCollector(registry=r)  # memory, CPU, open files of this replica
         self._zero_series()
 
@@ -98,6 +119,10 @@ class HubMetrics:
                 self.alerts.labels(queue.value, severity.value)
         for reason in DeadLetterReason:
             self.dead_letters.labels(reason.value)
+        for timer in Timer:
+            self.timers_fired.labels(timer.value)
+        for level in ("1", "2"):
+            self.tasks_escalated.labels(level)
 
     def record_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
         for column, outcome_label in (
@@ -124,6 +149,29 @@ class HubMetrics:
         self.lag.clear()
         for tp, lag in lags.items():
             self.lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def record_tick(self, report: TickReport) -> None:
+        for firing in report.fired:
+            self.timers_fired.labels(firing.timer.value).inc()
+        self.clock_lag.set(report.lag_s)
+        self.tick_seconds.observe(report.duration_s)
+
+    def set_tasks(self, rows: list[Any]) -> None:
+        """Replace the task gauges from TASK_GAUGES rows: combinations with no task left read 0."""
+        for gauge in (self.tasks_open, self.tasks_overdue):
+            gauge.clear()
+        levels = {"1": 0, "2": 0}
+        for department in Department:
+            for severity in Severity:
+                self.tasks_open.labels(department.value, severity.value)
+                self.tasks_overdue.labels(department.value, severity.value)
+        for row in rows:
+            self.tasks_open.labels(row["department"], row["severity"]).set(row["open"])
+            self.tasks_overdue.labels(row["department"], row["severity"]).set(row["overdue"])
+            levels["1"] += row["level_1"]
+            levels["2"] += row["level_2"]
+        for level, count in levels.items():
+            self.tasks_escalated.labels(level).set(count)
 
     def set_outbox(self, rows: int, oldest_age_s: float) -> None:
         self.outbox_backlog.set(rows)
@@ -312,6 +360,9 @@ class Observability:
     def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
         self.metrics.record_batch(outcome, elapsed_s)
 
+    def on_tick(self, report: TickReport) -> None:
+        self.metrics.record_tick(report)
+
     async def stop(self) -> None:
         await self._http.stop()
         if self._refresher is not None:
@@ -329,6 +380,9 @@ class Observability:
         if pool is not None:
             row = await asyncio.wait_for(pool.fetchrow(OUTBOX_BACKLOG), CHECK_TIMEOUT_S)
             self.metrics.set_outbox(row["rows"], row["oldest_age_s"])
+            self.metrics.set_tasks(await asyncio.wait_for(pool.fetch(TASK_GAUGES), CHECK_TIMEOUT_S))
+        scheduler = self._runtime.scheduler
+        self.metrics.clock_leader.set(1 if scheduler is not None and scheduler.leading else 0)
 
     async def _refresh_forever(self) -> None:
         while True:

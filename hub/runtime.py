@@ -19,6 +19,8 @@ from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 
 from consumers.inbound import subscribe_inbound
+from hub.clock.engine import Clock, TickReport
+from hub.clock.scheduler import Scheduler
 from hub.config import Settings
 from hub.core.outcome import BatchOutcome
 from hub.core.rules import Rules, load_rules
@@ -78,6 +80,7 @@ class Extension(Protocol):
 
     async def start(self, runtime: HubRuntime) -> None: ...
     def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None: ...
+    def on_tick(self, report: TickReport) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -92,6 +95,8 @@ class HubRuntime:
     relay: OutboxRelay | None = None
     _producer: AIOKafkaProducer | None = None
     _relay_task: asyncio.Task | None = None
+    scheduler: Scheduler | None = None
+    _scheduler_task: asyncio.Task | None = None
     _stopping: bool = False
     totals: BatchOutcome = field(default_factory=BatchOutcome)
     subscriber: object | None = None
@@ -109,6 +114,7 @@ class HubRuntime:
         s = self.settings
         self.rules = self.rules or load_rules(s.rules_file)
         dsn = s.dsn
+        log.info("hub starting: Kafka at %s, group %r", s.bootstrap, s.consumer_group)
         await ensure_topics(s)
         try:
             self.pool = await asyncpg.create_pool(
@@ -126,6 +132,10 @@ class HubRuntime:
         self._producer = await start_producer(s, "starting the outbox relay's producer")
         self.relay = OutboxRelay(dsn, self._producer, s.outbox_batch_size, s.outbox_poll_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        if s.scheduler_interval_s > 0:
+            clock = Clock(self.rules, s.destinations, s.zone)
+            self.scheduler = Scheduler(dsn, clock, s.scheduler_interval_s, on_tick=self._ticked)
+            self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="clock")
         self.broker = build_broker(s)
         self._batches = InboundBatches(
             lambda: self._pipeline,
@@ -148,6 +158,10 @@ class HubRuntime:
         if self.on_batch is not None:
             self.on_batch(outcome, elapsed)
 
+    def _ticked(self, report: TickReport) -> None:
+        for extension in self._started_extensions:
+            extension.on_tick(report)
+
     @property
     def consumer(self):
         """The subscriber's aiokafka consumer (assignment, positions, highwater marks), once started."""
@@ -164,6 +178,12 @@ class HubRuntime:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        if self._scheduler_task is not None:
+            with suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._scheduler_task, timeout=5)
+            self._scheduler_task = None
         if self.relay is not None:
             self.relay.stop()
         if self._relay_task is not None:

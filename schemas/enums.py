@@ -104,6 +104,13 @@ class AlertKind(StrEnum):
     COMPLAINT = "complaint"
     CLAIM = "claim"
     REPEAT_CONTACT = "repeat_contact"
+    # raised by the clock and by dispatch (contract 1.1)
+    STALE_SHIPMENT = "stale_shipment"
+    DELIVERY_OVERDUE = "delivery_overdue"
+    LOW_SATISFACTION = "low_satisfaction"
+    SLA_WARNING = "sla_warning"
+    SLA_BREACH = "sla_breach"
+    NOTIFICATION_FAILED = "notification_failed"
 
 
 class Department(StrEnum):
@@ -113,6 +120,7 @@ class Department(StrEnum):
     COMPLAINTS = "complaints"
     KEY_ACCOUNTS = "key_accounts"
     DISPATCH = "dispatch"
+    CALL_CENTRE = "call_centre"
 
 
 class TaskStatus(StrEnum):

@@ -3,20 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.enums import AlertKind, DeadLetterReason, Severity
 
 
 class AlertSource(BaseModel):
+    """The inbound record that raised the alert."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     topic: str
     partition: int
     offset: int
     event_id: str
+
+
+class TimerSource(BaseModel):
+    """The clock's timer that raised the alert, and the moment it was due."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timer: str
+    due_at: datetime
+
+
+class EscalationTarget(StrEnum):
+    SUPERVISOR = "supervisor"
+    MANAGER = "manager"
 
 
 class Alert(BaseModel):
@@ -36,9 +53,12 @@ class Alert(BaseModel):
     customer_id: str | None
     summary: str
     task_id: str
-    source: AlertSource
+    source: AlertSource | TimerSource
     created_at: datetime
     due_at: datetime
+    # sla_breach only, absent from every other alert: 1 (supervisor) or 2 (manager)
+    level: int | None = Field(None, ge=1, le=2, exclude_if=lambda v: v is None)
+    escalated_to: EscalationTarget | None = Field(None, exclude_if=lambda v: v is None)
 
     @property
     def key(self) -> str | None:

@@ -242,6 +242,7 @@ def hub_settings(kafka_bootstrap: str, kafka_is_embedded: bool, database_url: st
         kafka_idempotence=not kafka_is_embedded,
         topic_partitions=3,
         http_port=0,
+        scheduler_interval_s=0,  # the clock only where a test drives it (hub tick --now): events are dated 2026-11-27
         batch_timeout_ms=20,
         **topics,
     )

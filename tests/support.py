@@ -92,6 +92,7 @@ def isolated_settings(kafka_bootstrap: str, kafka_is_embedded: bool, dsn: str, *
         kafka_idempotence=not kafka_is_embedded,
         topic_partitions=3,
         http_port=0,
+        scheduler_interval_s=0,  # the clock only where a test drives it
         batch_timeout_ms=20,
         **topics,
     )

@@ -359,7 +359,7 @@ async def test_outbox_gauges_read_the_backlog_and_its_age(database_url: str):
         await pool.execute("UPDATE outbox SET sent_at = now() WHERE message_id = 'm3'")  # sent: not backlog
         observability = Observability(settings)
         # A runtime with only the pool: no broker is involved in this check.
-        await observability.start(SimpleNamespace(consumer=None, pool=pool, settings=settings))
+        await observability.start(SimpleNamespace(consumer=None, pool=pool, settings=settings, scheduler=None))
         try:
             await observability.refresh()
         finally:

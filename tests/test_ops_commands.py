@@ -510,7 +510,7 @@ async def test_alerts_watch_once_counts_match_the_topics(desk: Desk, tmp_path: P
     assert watched.exit_code == 0, watched.output
     text = screen_file.read_text()
     counts = _counts_from_screen(text)
-    assert set(counts) == {"exceptions", "urgent_orders", "complaints"}
+    assert set(counts) == {"exceptions", "urgent_orders", "complaints", "escalations"}
     for queue, row in counts.items():
         for severity in ("P1", "P2", "P3", "P4"):
             assert row[severity] == expected[(queue, severity)], (queue, severity, text)
@@ -554,7 +554,7 @@ async def test_alerts_watch_filters(desk: Desk, tmp_path: Path):
     counts = _counts_from_screen(text)
     assert all(set(row) == {"P1", "total"} for row in counts.values())
     assert {q: row["P1"] for q, row in counts.items()} == {
-        q: expected[(q, "P1")] for q in ("exceptions", "urgent_orders", "complaints")
+        q: expected[(q, "P1")] for q in ("exceptions", "urgent_orders", "complaints", "escalations")
     }
     assert "damage:" in text and "complaint:" not in text
 

@@ -10,17 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hub.core.clock import arm_shipment
 from hub.core.decoding import Accepted
-from hub.core.routing import (
-    MILESTONE_RANK,
-    Decision,
-    NotificationDecision,
-    SourceRef,
-    TaskUpdate,
-    customer_of,
-    field_of,
-    route_event,
-)
+from hub.core.outputs import NotificationDecision, SourceRef, TaskUpdate
+from hub.core.routing import MILESTONE_RANK, Decision, customer_of, field_of, route_event
 from hub.core.rules import Rules
 from hub.core.state import CustomerInfo, Known, OrphanTask, ShipmentSheet
 from schemas.inbound import InboundEvent
@@ -119,6 +112,7 @@ def _source(item: Accepted) -> SourceRef:
 
 def _remember(state: KnownState, out: BatchDecisions, event: InboundEvent, decision: Decision, rules: Rules) -> None:
     if decision.sheet is not None:
+        arm_shipment(state.sheets.get(decision.sheet.shipment_id), decision.sheet, rules)
         state.sheets[decision.sheet.shipment_id] = decision.sheet
         out.sheets[decision.sheet.shipment_id] = decision.sheet
     if decision.new_customer is not None:

@@ -10,9 +10,20 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from hub.core.ids import stable_id
+from hub.core.outputs import (
+    AlertDecision,
+    NotificationDecision,
+    Source,
+    TaskDecision,
+    TaskUpdate,
+    alert_source,
+    key_account_follow_up,
+    new_task,
+    render_notification,
+    sla_moments,
+)
 from hub.core.rules import ETA_PAST_PROMISE, REPEAT_CONTACT, URGENT_CREATED, Rule, Rules
 from hub.core.state import CustomerInfo, Known, OrphanTask, ShipmentSheet
-from hub.core.topics import Queue
 from schemas.enums import (
     CARRIER_TO_SHIPMENT_STATUS,
     CarrierStatus,
@@ -23,7 +34,7 @@ from schemas.enums import (
     ShipmentEventType,
 )
 from schemas.inbound import CallLog, CarrierUpdate, InboundEvent, ShipmentEvent
-from schemas.outbound import Alert, AlertSource
+from schemas.outbound import Alert
 
 MILESTONE_KINDS = (NotificationKind.DISPATCHED, NotificationKind.OUT_FOR_DELIVERY, NotificationKind.DELIVERED)
 MILESTONE_RANK = {kind: rank for rank, kind in enumerate(MILESTONE_KINDS)}
@@ -54,66 +65,9 @@ def customer_of(event: InboundEvent, sheet: ShipmentSheet | None) -> str | None:
     return customer_id
 
 
-class SourceRef(NamedTuple):
-    """Where an event was read; becomes the alert's `source` only when an alert is raised."""
-
-    topic: str
-    partition: int
-    offset: int
-    event_id: str
-
-
-Source = AlertSource | SourceRef
-
-
-def _alert_source(source: Source) -> AlertSource:
-    return source if isinstance(source, AlertSource) else AlertSource(**source._asdict())
-
-
-# Decisions are NamedTuples: immutable, and built for every event at a fifth of a frozen
-# dataclass's cost.
-
-
-class TaskDecision(NamedTuple):
-    task_id: str
-    department: str
-    kind: str
-    severity: Severity
-    shipment_id: str | None
-    customer_id: str | None
-    title: str
-    details: dict[str, Any]
-    due_at: datetime
-    source_event_id: str
-    rule: str
-    alert_id: str
-
-
-class AlertDecision(NamedTuple):
-    queue: Queue
-    alert: Alert
-
-
-class NotificationDecision(NamedTuple):
-    notification_id: str
-    customer_id: str
-    shipment_id: str | None
-    kind: NotificationKind
-    channel: str
-    language: str
-    body: str
-    source_event_id: str
-
-
-class TaskUpdate(NamedTuple):
-    """An existing task's new severity and due time (a key account adopted it)."""
-
-    task_id: str
-    severity: Severity
-    due_at: datetime
-
-
 class Decision(NamedTuple):
+    """What one event changes."""
+
     alerts: tuple[AlertDecision, ...] = ()
     tasks: tuple[TaskDecision, ...] = ()
     notifications: tuple[NotificationDecision, ...] = ()
@@ -355,13 +309,12 @@ def _due_at(rule: Rule, severity: Severity, ctx: _Context, rules: Rules) -> date
 def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskDecision | None]:
     event = ctx.event
     severity, key_account = _severity(rule, ctx, rules)
-    due = _due_at(rule, severity, ctx, rules)
     customer_id = ctx.customer.customer_id if ctx.customer else None
     alert_id = stable_id("alert", event.event_id, rule.id)
     details: dict[str, Any] = {
         "rule": rule.id,
         "alert_id": alert_id,
-        "source": _alert_source(ctx.source).model_dump(),
+        "source": alert_source(ctx.source).model_dump(),
         "event_type": _event_type(event),
     }
     declared = field_of(event, "declared_value") if rule.task.attach_declared_value else None
@@ -373,7 +326,8 @@ def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskD
         "order_id": ctx.order_id or "-",
         "event_id": event.event_id,
     }
-    main = TaskDecision(
+    main = new_task(
+        rules,
         task_id=stable_id("task", event.event_id, rule.id),
         department=rule.task.department.value,
         kind=rule.kind.value,
@@ -382,25 +336,19 @@ def _tasks(rule: Rule, ctx: _Context, rules: Rules) -> tuple[TaskDecision, TaskD
         customer_id=customer_id,
         title=rule.task.title.format_map(names),
         details=details,
-        due_at=due,
+        opened_at=event.occurred_at,
+        due_at=_due_at(rule, severity, ctx, rules),
         source_event_id=event.event_id,
         rule=rule.id,
         alert_id=alert_id,
     )
     if not key_account:
         return main, None
-    spec = rules.key_account.task
-    follow_up = main._replace(
-        task_id=stable_id("task", event.event_id, rule.id, spec.kind),
-        department=spec.department.value,
-        kind=spec.kind,
-        title=spec.title.format_map(names),
-        details={**details, "main_task_id": main.task_id},
-    )
-    return main, follow_up
+    return main, key_account_follow_up(main, rules, names, event.event_id, rule.id)
 
 
 def _alert(rule: Rule, task: TaskDecision, ctx: _Context) -> Alert:
+    assert task.alert_id is not None  # routing's tasks always come with their alert
     # Every value is already typed and checked: skip a second validation on the hot path.
     return Alert.model_construct(
         alert_id=task.alert_id,
@@ -411,7 +359,7 @@ def _alert(rule: Rule, task: TaskDecision, ctx: _Context) -> Alert:
         customer_id=task.customer_id,
         summary=_summary(rule, ctx),
         task_id=task.task_id,
-        source=_alert_source(ctx.source),
+        source=alert_source(ctx.source),
         created_at=ctx.now,
         due_at=task.due_at,
     )
@@ -444,29 +392,17 @@ def _notification(
     eta: datetime | None = None,
 ) -> NotificationDecision:
     """`source_event_id` and `eta` default to the routed event's."""
-    customer = ctx.customer
-    assert customer is not None
-    template = rules.templates[kind][customer.language]
-    eta = eta or field_of(ctx.event, "eta")
-    source_event_id = source_event_id or ctx.event.event_id
-    body = template.format_map(
-        {
-            "shipment_id": ctx.shipment_id or "-",
-            "order_id": ctx.order_id or ctx.shipment_id or "-",
-            "reference": reference,
-            "eta": eta.isoformat() if eta else "-",
-            "promised": ctx.promise.isoformat() if ctx.promise else "-",
-        }
-    )
-    return NotificationDecision(
-        notification_id=stable_id("notification", source_event_id, kind.value),
-        customer_id=customer.customer_id,
+    assert ctx.customer is not None
+    return render_notification(
+        kind,
+        ctx.customer,
+        rules,
+        source_event_id=source_event_id or ctx.event.event_id,
         shipment_id=ctx.shipment_id,
-        kind=kind,
-        channel=customer.preferred_channel.value,
-        language=customer.language.value,
-        body=body,
-        source_event_id=source_event_id,
+        order_id=ctx.order_id,
+        reference=reference,
+        eta=eta or field_of(ctx.event, "eta"),
+        promise=ctx.promise,
     )
 
 
@@ -557,7 +493,7 @@ def _raise_for_key_account(
 ) -> tuple[TaskUpdate, TaskDecision]:
     severity = orphan.severity.raised(rules.key_account.raise_severity_by)
     due = orphan.occurred_at + rules.response_time(severity)
-    spec = rules.key_account.task
+    warn_at, escalate_at = sla_moments(orphan.occurred_at, due, rules)
     customer_id = ctx.customer.customer_id if ctx.customer else None
     names = {
         "shipment_id": ctx.shipment_id or "-",
@@ -565,18 +501,21 @@ def _raise_for_key_account(
         "order_id": ctx.order_id or "-",
         "event_id": orphan.source_event_id,
     }
-    follow_up = TaskDecision(
-        task_id=stable_id("task", orphan.source_event_id, rule.id, spec.kind),
-        department=spec.department.value,
-        kind=spec.kind,
+    main = new_task(
+        rules,
+        task_id=orphan.task_id,
+        department="",
+        kind="",
         severity=severity,
         shipment_id=ctx.shipment_id,
         customer_id=customer_id,
-        title=spec.title.format_map(names),
-        details={**orphan.details, "main_task_id": orphan.task_id},
+        title="",
+        details=orphan.details,
+        opened_at=orphan.occurred_at,
         due_at=due,
         source_event_id=orphan.source_event_id,
         rule=rule.id,
         alert_id=str(orphan.details.get("alert_id") or stable_id("alert", orphan.source_event_id, rule.id)),
     )
-    return TaskUpdate(orphan.task_id, severity, due), follow_up
+    follow_up = key_account_follow_up(main, rules, names, orphan.source_event_id, rule.id)
+    return TaskUpdate(orphan.task_id, severity, due, warn_at, escalate_at), follow_up

@@ -30,6 +30,7 @@ from schemas.enums import (
     ShipmentEventType,
 )
 from schemas.inbound import CallLog, InboundEvent
+from schemas.outbound import EscalationTarget
 
 DEFAULT_RULES_FILE = Path(__file__).with_name("rules.yaml")
 DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
@@ -130,6 +131,68 @@ class RepeatContact(_Strict):
         )
 
 
+TERMINAL_STATUSES = frozenset({ShipmentEventType.DELIVERED, ShipmentEventType.RETURNED, ShipmentEventType.CANCELLED})
+CLOCK_TITLE_FIELDS = {"shipment_id", "customer_id", "order_id", "period"}
+
+
+class ClockTask(_Strict):
+    """The task a timer opens (stale shipment, overdue delivery, key-account review)."""
+
+    department: Department
+    severity: Severity
+    title: str
+    due_days: float | None = Field(None, gt=0)  # a fixed due time; default: the severity's response time
+
+    @field_validator("title")
+    @classmethod
+    def _title_fields(cls, title: str) -> str:
+        unknown = _placeholders(title) - CLOCK_TITLE_FIELDS
+        if unknown:
+            raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; use {sorted(CLOCK_TITLE_FIELDS)}")
+        return title
+
+
+class Escalation(_Strict):
+    """What an sla_breach level does to its task: who it goes to and how urgent it becomes."""
+
+    escalated_to: EscalationTarget
+    raise_severity_by: int = Field(0, ge=0, le=3)
+    severity: Severity | None = None  # set the severity outright (level 2: P1)
+
+
+class Sla(_Strict):
+    warning_at: float = Field(0.75, gt=0, lt=1)  # share of the task's window when sla_warning fires
+    level_2_after_windows: float = Field(1.0, gt=0)  # level 2 fires this many windows after due_at
+    level_1: Escalation = Escalation(escalated_to=EscalationTarget.SUPERVISOR, raise_severity_by=1)
+    level_2: Escalation = Escalation(escalated_to=EscalationTarget.MANAGER, severity=Severity.P1)
+
+
+class Clock(_Strict):
+    sla: Sla = Sla()
+    stale_after_hours: dict[ShipmentEventType, float]
+    stale_shipment: ClockTask
+    delivery_overdue: ClockTask
+    delivery_overdue_notify: NotificationKind | None = NotificationKind.DELAY
+    key_account_review: ClockTask
+
+    @field_validator("stale_after_hours")
+    @classmethod
+    def _every_moving_status(cls, hours: dict[ShipmentEventType, float]) -> dict[ShipmentEventType, float]:
+        missing = sorted(s.value for s in ShipmentEventType if s not in TERMINAL_STATUSES and s not in hours)
+        terminal = sorted(s.value for s in hours if s in TERMINAL_STATUSES)
+        if missing:
+            raise ValueError(f"stale_after_hours misses {missing}")
+        if terminal:
+            raise ValueError(f"{terminal} are terminal: a delivered, returned or cancelled shipment is never stale")
+        if any(h <= 0 for h in hours.values()):
+            raise ValueError("stale_after_hours must all be above 0")
+        return hours
+
+    @cached_property
+    def stale_after(self) -> dict[ShipmentEventType, timedelta]:
+        return {status: timedelta(hours=hours) for status, hours in self.stale_after_hours.items()}
+
+
 class Rules(_Strict):
     version: Literal[1] = 1
     response_hours: dict[Severity, float]
@@ -137,6 +200,7 @@ class Rules(_Strict):
     repeat_contact: RepeatContact = RepeatContact()
     rules: tuple[Rule, ...] = Field(min_length=1)
     milestones: dict[NotificationKind, tuple[KnownTrigger, ...]]
+    clock: Clock
     templates: dict[NotificationKind, dict[Language, str]] = {}
 
     @field_validator("response_hours")

@@ -34,6 +34,9 @@ class ShipmentSheet:
     priority: str | None = None
     notified_milestones: frozenset[str] = frozenset()
     repeat_contact_fired: tuple[datetime, ...] = ()
+    # the clock's moments (hub/core/clock.py arms them; None: not armed, or fired)
+    stale_at: datetime | None = None
+    overdue_at: datetime | None = None
 
     def copy(self) -> ShipmentSheet:
         return ShipmentSheet(
@@ -50,6 +53,8 @@ class ShipmentSheet:
             self.priority,
             self.notified_milestones,
             self.repeat_contact_fired,
+            self.stale_at,
+            self.overdue_at,
         )
 
     def is_late(self, occurred_at: datetime) -> bool:

@@ -38,6 +38,7 @@ class Queue(StrEnum):
     EXCEPTIONS = "exceptions"
     URGENT_ORDERS = "urgent_orders"
     COMPLAINTS = "complaints"
+    ESCALATIONS = "escalations"
 
 
 class QueueSpec(NamedTuple):
@@ -51,7 +52,12 @@ class QueueSpec(NamedTuple):
 QUEUES: tuple[QueueSpec, ...] = (
     QueueSpec(Queue.EXCEPTIONS, "topic_alerts_exceptions", "damage, loss, delivery problems, customs, delays, claims"),
     QueueSpec(Queue.URGENT_ORDERS, "topic_alerts_urgent", "urgent orders"),
-    QueueSpec(Queue.COMPLAINTS, "topic_alerts_complaints", "complaints and repeat contacts"),
+    QueueSpec(Queue.COMPLAINTS, "topic_alerts_complaints", "complaints, repeat contacts, low satisfaction"),
+    QueueSpec(
+        Queue.ESCALATIONS,
+        "topic_alerts_escalations",
+        "SLA warnings and breaches (escalated to supervisor, then manager), notifications that failed",
+    ),
 )
 QUEUE_SPECS: dict[Queue, QueueSpec] = {q.queue: q for q in QUEUES}
 

@@ -21,8 +21,9 @@ class NotFound(OpsError):
 
 
 @asynccontextmanager
-async def database(dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """One connection with jsonb decoded; connection and schema problems become OpsError."""
+async def database(dsn: str, *, decode_jsonb: bool = True) -> AsyncIterator[asyncpg.Connection]:
+    """One connection (jsonb decoded to Python values unless told not to: the store's writers
+    send JSON text); connection and schema problems become OpsError."""
     try:
         conn = await asyncpg.connect(dsn, timeout=10)
     except (ValueError, asyncpg.InterfaceError) as exc:  # not a DSN asyncpg can read
@@ -35,9 +36,10 @@ async def database(dsn: str) -> AsyncIterator[asyncpg.Connection]:
             f"cannot reach Postgres ({type(exc).__name__}: {exc}); check HUB_DATABASE_URL and that the server is up"
         ) from exc
     try:
-        await conn.set_type_codec(
-            "jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
-        )
+        if decode_jsonb:
+            await conn.set_type_codec(
+                "jsonb", encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+            )
         yield conn
     except asyncpg.UndefinedTableError as exc:
         raise OpsError(f"the database has no hub tables ({exc}); run `hub migrate` first") from exc

@@ -16,14 +16,16 @@ import orjson
 from hub.core.decoding import Accepted, Rejected, payload_hash
 from hub.core.fold import BatchDecisions, KnownState, fold, shipment_of
 from hub.core.outcome import BatchOutcome
+from hub.core.outputs import TaskEvent
 from hub.core.routing import customer_of
 from hub.core.rules import Rules
-from hub.core.state import CustomerInfo, OrphanTask, ShipmentSheet
+from hub.core.state import OrphanTask, ShipmentSheet
 from hub.core.topics import Destinations
 from hub.store import queries
 from hub.store.dead_letters import register_dead_letters
-from hub.store.rows import bytea, copy_rows, json_rows, json_text
-from schemas.enums import CustomerTier, DeadLetterReason, Language, NotificationChannel, Severity, ShipmentEventType
+from hub.store.rows import bytea, copy_rows, customer_from_row, json_rows, sheet_from_row
+from hub.store.writes import created, write_alerts, write_history, write_notifications, write_tasks
+from schemas.enums import DeadLetterReason, Severity
 from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 
 
@@ -46,7 +48,7 @@ async def apply_batch(
     await _write_history(conn, fresh)
     await conn.execute(queries.LOCK_SHIPMENTS, list({s for a in fresh if (s := shipment_of(a.event))}))
     decided = fold(fresh, await _load_known(conn, fresh, rules), rules, now)
-    await _write(conn, decided, destinations, outcome)
+    await _write(conn, decided, destinations, now, outcome)
     await register_dead_letters(conn, rejected + conflicts + stored_conflicts, destinations.dead_letter, now, outcome)
     for item in in_batch_dupes + stored_dupes:
         outcome.duplicates += 1
@@ -140,14 +142,17 @@ async def _same_content(conn: asyncpg.Connection, item: Accepted) -> bool:
 async def _load_known(conn: asyncpg.Connection, items: list[Accepted], rules: Rules) -> KnownState:
     shipment_ids = sorted({s for a in items if (s := shipment_of(a.event))})
     sheets = (
-        {r["shipment_id"]: _sheet(r) for r in await conn.fetch(queries.SELECT_SHIPMENTS, shipment_ids)}
+        {r["shipment_id"]: sheet_from_row(r) for r in await conn.fetch(queries.SELECT_SHIPMENTS, shipment_ids)}
         if shipment_ids
         else {}
     )
     customer_ids = {c for a in items if (c := customer_of(a.event, None))}
     customer_ids |= {s.customer_id for s in sheets.values() if s.customer_id}
     customers = (
-        {r["customer_id"]: _customer(r) for r in await conn.fetch(queries.SELECT_CUSTOMERS, sorted(customer_ids))}
+        {
+            r["customer_id"]: customer_from_row(r)
+            for r in await conn.fetch(queries.SELECT_CUSTOMERS, sorted(customer_ids))
+        }
         if customer_ids
         else {}
     )
@@ -210,41 +215,11 @@ async def _load_contacts(conn: asyncpg.Connection, items: list[Accepted], rules:
     return contacts
 
 
-_STATUS_BY_VALUE = {status.value: status for status in ShipmentEventType}  # a dict lookup; Enum(value) is slower
-
-
-def _sheet(row: asyncpg.Record) -> ShipmentSheet:
-    return ShipmentSheet(
-        shipment_id=row["shipment_id"],
-        customer_id=row["customer_id"],
-        order_id=row["order_id"],
-        status=_STATUS_BY_VALUE.get(row["status"]),
-        last_event_at=row["last_event_at"],
-        promised_delivery_at=row["promised_delivery_at"],
-        eta=row["eta"],
-        eta_reported_at=row["eta_reported_at"],
-        eta_alerted=row["eta_alerted"],
-        carrier_id=row["carrier_id"],
-        priority=row["priority"],
-        notified_milestones=frozenset(row["notified_milestones"]),
-        repeat_contact_fired=tuple(row["repeat_contact_fired"]),
-    )
-
-
-def _customer(row: asyncpg.Record) -> CustomerInfo:
-    return CustomerInfo(
-        row["customer_id"],
-        CustomerTier(row["tier"]),
-        Language(row["language"]),
-        NotificationChannel(row["preferred_channel"]),
-    )
-
-
 # --- writing ---------------------------------------------------------------------------------
 
 
 async def _write(
-    conn: asyncpg.Connection, decided: BatchDecisions, destinations: Destinations, outcome: BatchOutcome
+    conn: asyncpg.Connection, decided: BatchDecisions, destinations: Destinations, now: datetime, outcome: BatchOutcome
 ) -> None:
     if decided.new_customers:
         await conn.execute(queries.INSERT_CUSTOMERS, sorted(decided.new_customers))
@@ -253,45 +228,9 @@ async def _write(
         sheets = orjson.dumps([decided.sheets[s] for s in sorted(decided.sheets)], default=sorted).decode()
         await conn.execute(queries.UPSERT_SHIPMENTS, sheets)
     tasks = [t for d in decided.decisions for t in d.tasks]
-    await copy_rows(
-        conn,
-        queries.COPY_TASKS,
-        [
-            (
-                t.task_id,
-                t.department,
-                t.kind,
-                t.severity.value,
-                t.shipment_id,
-                t.customer_id,
-                t.title,
-                json_text(t.details),
-                t.due_at,
-                t.source_event_id,
-                t.rule,
-                t.alert_id,
-            )
-            for t in tasks
-        ],
-    )
+    await write_tasks(conn, tasks, created(tasks, now))
     notes = [n for d in decided.decisions for n in d.notifications]
-    await copy_rows(
-        conn,
-        queries.COPY_NOTIFICATIONS,
-        [
-            (
-                n.notification_id,
-                n.customer_id,
-                n.shipment_id,
-                n.kind.value,
-                n.channel,
-                n.language,
-                n.body,
-                n.source_event_id,
-            )
-            for n in notes
-        ],
-    )
+    await write_notifications(conn, notes)
     if decided.adoptions:
         await conn.execute(queries.ADOPT_TASKS, list(decided.adoptions), list(decided.adoptions.values()))
     if updates := decided.task_updates:
@@ -300,24 +239,23 @@ async def _write(
             [u.task_id for u in updates],
             [u.severity.value for u in updates],
             [u.due_at for u in updates],
+            [u.warn_at for u in updates],
+            [u.escalate_at for u in updates],
         )
-    alerts = [a for d in decided.decisions for a in d.alerts]
-    if alerts:
-        await copy_rows(
+        await write_history(
             conn,
-            queries.COPY_OUTBOX,
             [
-                (
-                    destinations.queues[a.queue],
-                    (a.alert.key or "").encode(),
-                    a.alert.model_dump_json().encode(),
-                    json_text([["hub.alert_id", a.alert.alert_id.encode().hex()]]),
-                    a.alert.alert_id,
+                TaskEvent(
+                    u.task_id,
+                    now,
+                    "escalated",
+                    {"reason": "key_account", "severity": u.severity.value, "due_at": u.due_at.isoformat()},
                 )
-                for a in alerts
+                for u in updates
             ],
         )
-        await conn.execute(queries.NOTIFY_OUTBOX)
+    alerts = [a for d in decided.decisions for a in d.alerts]
+    await write_alerts(conn, alerts, destinations)
     outcome.tasks += len(tasks)
     outcome.notifications += len(notes)
     outcome.alerts.update((a.queue.value, a.alert.severity.value) for a in alerts)

@@ -25,7 +25,8 @@ SELECT i.event_id, i.topic, i.payload_hash FROM unnest($1::text[]) AS k(id) JOIN
 
 SELECT_SHIPMENTS = """
 SELECT s.shipment_id, s.customer_id, s.order_id, s.status, s.last_event_at, s.promised_delivery_at, s.eta,
-       s.eta_reported_at, s.eta_alerted, s.carrier_id, s.priority, s.notified_milestones, s.repeat_contact_fired
+       s.eta_reported_at, s.eta_alerted, s.carrier_id, s.priority, s.notified_milestones, s.repeat_contact_fired,
+       s.stale_at, s.overdue_at
 FROM unnest($1::text[]) AS k(id) JOIN shipments AS s ON s.shipment_id = k.id
 """
 
@@ -49,9 +50,9 @@ ON CONFLICT (customer_id) DO NOTHING
 UPSERT_SHIPMENTS = """
 INSERT INTO shipments (shipment_id, customer_id, order_id, status, last_event_at, promised_delivery_at, eta,
                        eta_reported_at, eta_alerted, carrier_id, priority, notified_milestones,
-                       repeat_contact_fired, updated_at)
+                       repeat_contact_fired, stale_at, overdue_at, updated_at)
 SELECT shipment_id, customer_id, order_id, status, last_event_at, promised_delivery_at, eta, eta_reported_at,
-       eta_alerted, carrier_id, priority, notified_milestones, repeat_contact_fired, now()
+       eta_alerted, carrier_id, priority, notified_milestones, repeat_contact_fired, stale_at, overdue_at, now()
 FROM json_populate_recordset(NULL::shipments, $1::json)
 ON CONFLICT (shipment_id) DO UPDATE SET
     customer_id = EXCLUDED.customer_id, order_id = EXCLUDED.order_id, status = EXCLUDED.status,
@@ -59,6 +60,7 @@ ON CONFLICT (shipment_id) DO UPDATE SET
     eta = EXCLUDED.eta, eta_reported_at = EXCLUDED.eta_reported_at, eta_alerted = EXCLUDED.eta_alerted,
     carrier_id = EXCLUDED.carrier_id, priority = EXCLUDED.priority,
     notified_milestones = EXCLUDED.notified_milestones, repeat_contact_fired = EXCLUDED.repeat_contact_fired,
+    stale_at = EXCLUDED.stale_at, overdue_at = EXCLUDED.overdue_at,
     updated_at = now()
 """
 
@@ -72,8 +74,10 @@ ORDER BY t.created_at, t.task_id
 """
 
 UPDATE_TASK_SEVERITIES = """
-UPDATE coordination_tasks AS t SET severity = u.severity, due_at = u.due_at, updated_at = now()
-FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) AS u(task_id, severity, due_at)
+UPDATE coordination_tasks AS t
+SET severity = u.severity, due_at = u.due_at, warn_at = u.warn_at, escalate_at = u.escalate_at, updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[])
+     AS u(task_id, severity, due_at, warn_at, escalate_at)
 WHERE t.task_id = u.task_id
 """
 
@@ -125,12 +129,16 @@ COPY_TASKS = (
         "customer_id",
         "title",
         "details",
+        "opened_at",
         "due_at",
+        "warn_at",
+        "escalate_at",
         "source_event_id",
         "rule",
         "alert_id",
     ),
 )
+COPY_TASK_EVENTS = ("task_events", ("task_id", "at", "actor", "action", "detail"))
 COPY_NOTIFICATIONS = (
     "customer_notifications",
     ("notification_id", "customer_id", "shipment_id", "kind", "channel", "language", "body", "source_event_id"),
@@ -142,4 +150,12 @@ OUTBOX_BACKLOG = """
 SELECT count(*) AS rows,
        coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest_age_s
 FROM outbox WHERE sent_at IS NULL
+"""
+
+# Open work per department and severity, for the SLA gauges (the partial index on open tasks).
+TASK_GAUGES = """
+SELECT department, severity, count(*) AS open, count(*) FILTER (WHERE due_at < now()) AS overdue,
+       count(*) FILTER (WHERE escalation_level = 1) AS level_1, count(*) FILTER (WHERE escalation_level = 2) AS level_2
+FROM coordination_tasks WHERE status IN ('open', 'in_progress')
+GROUP BY department, severity
 """

@@ -1,0 +1,226 @@
+"""One tick of the clock: find what is due, decide (hub/core/clock.py), apply, record.
+
+Each chunk of due timers is one transaction: the subjects are locked and read again (a batch or
+an operator may have changed them since the candidate query), decided, and the firings recorded
+in `clock_firings` together with their effects: tasks and their history, alerts through the
+outbox, notifications, the subjects' new moments. A crash loses nothing (the next tick finds the
+same timers due) and doubles nothing (a recorded firing is never applied again).
+
+The caller holds the clock lock (one evaluator per database; see scheduler.py and `hub tick`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from hub.clock import queries
+from hub.core.clock import (
+    ClockDecision,
+    Firing,
+    ShipmentState,
+    TaskState,
+    Timer,
+    decide_key_account_review,
+    decide_overdue,
+    decide_stale,
+    decide_task,
+    month_of,
+)
+from hub.core.rules import Rules
+from hub.core.state import CustomerInfo
+from hub.core.topics import Destinations
+from hub.store.queries import LOCK_SHIPMENTS, SELECT_CUSTOMERS, SELECT_SHIPMENTS
+from hub.store.rows import customer_from_row, sheet_from_row
+from hub.store.writes import write_alerts, write_history, write_notifications, write_tasks
+from schemas.enums import Severity
+
+log = logging.getLogger("hub.clock")
+CHUNK = 500  # due timers per transaction
+TASK_TIMERS = (Timer.SLA_WARNING.value, Timer.SLA_BREACH.value)
+
+
+@dataclass
+class TickReport:
+    now: datetime
+    fired: list[Firing] = field(default_factory=list)
+    skipped: int = 0  # due timers whose subject had changed, or that had fired already
+    alerts: int = 0
+    tasks: int = 0
+    notifications: int = 0
+    lag_s: float = 0.0  # now minus the oldest moment that was due and unfired when the tick began
+    duration_s: float = 0.0
+
+    def add(self, decision: ClockDecision) -> None:
+        self.fired += decision.firings
+        self.alerts += len(decision.alerts)
+        self.tasks += len(decision.tasks)
+        self.notifications += len(decision.notifications)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What a tick needs besides the connection."""
+
+    rules: Rules
+    destinations: Destinations
+    timezone: ZoneInfo
+
+
+async def tick(conn: asyncpg.Connection, now: datetime, clock: Clock) -> TickReport:
+    """Fire everything due by `now`, in due order, then the calendar timers of `now`'s month."""
+    started = time.perf_counter()
+    report = TickReport(now)
+    while True:
+        due = await conn.fetch(queries.DUE, now, CHUNK)
+        if not due:
+            break
+        if not report.fired and not report.skipped:
+            report.lag_s = max(0.0, (now - due[0]["moment"]).total_seconds())
+        before = len(report.fired) + report.skipped
+        async with conn.transaction():
+            await _fire_due(conn, due, now, clock, report)
+        if len(due) < CHUNK or len(report.fired) + report.skipped == before:
+            break
+    await _key_account_reviews(conn, now, clock, report)
+    report.duration_s = time.perf_counter() - started
+    return report
+
+
+async def _fire_due(
+    conn: asyncpg.Connection, due: list[asyncpg.Record], now: datetime, clock: Clock, report: TickReport
+) -> None:
+    task_ids = sorted({r["subject"] for r in due if r["kind"] in TASK_TIMERS})
+    shipment_ids = sorted({r["subject"] for r in due if r["kind"] not in TASK_TIMERS})
+    tasks = await _tasks(conn, task_ids)
+    shipments = await _shipments(conn, shipment_ids, clock.rules)
+    decisions: list[ClockDecision] = []
+    seen: set[tuple[str, str]] = set()
+    for row in due:
+        kind, subject = row["kind"], row["subject"]
+        if kind in TASK_TIMERS:
+            if ("task", subject) in seen or subject not in tasks:
+                continue
+            seen.add(("task", subject))
+            decision = decide_task(tasks[subject], now, clock.rules)
+        elif kind == Timer.STALE_SHIPMENT.value:
+            decision = decide_stale(shipments[subject], now, clock.rules)
+        else:
+            decision = decide_overdue(shipments[subject], now, clock.rules)
+        if decision.shipment is not None:  # the next decision about this shipment sees this one's result
+            state = shipments[subject]
+            sheet = state.sheet.copy()
+            sheet.stale_at, sheet.overdue_at = decision.shipment.stale_at, decision.shipment.overdue_at
+            shipments[subject] = state._replace(sheet=sheet)
+        if decision.firings:
+            decisions.append(decision)
+        else:
+            report.skipped += 1
+    await _apply(conn, decisions, clock, report)
+
+
+async def _tasks(conn: asyncpg.Connection, task_ids: list[str]) -> dict[str, TaskState]:
+    if not task_ids:
+        return {}
+    rows = await conn.fetch(queries.SELECT_TASKS_FOR_UPDATE, task_ids)
+    return {r["task_id"]: TaskState(**{**dict(r), "severity": Severity(r["severity"])}) for r in rows}
+
+
+async def _shipments(conn: asyncpg.Connection, shipment_ids: list[str], rules: Rules) -> dict[str, ShipmentState]:
+    """The shipments, under the same per-shipment lock the batch store takes (so no batch writes
+    a sheet between this read and the firing's write)."""
+    if not shipment_ids:
+        return {}
+    await conn.execute(LOCK_SHIPMENTS, shipment_ids)
+    sheets = {r["shipment_id"]: sheet_from_row(r) for r in await conn.fetch(SELECT_SHIPMENTS, shipment_ids)}
+    customer_ids = sorted({s.customer_id for s in sheets.values() if s.customer_id})
+    customers = {r["customer_id"]: customer_from_row(r) for r in await conn.fetch(SELECT_CUSTOMERS, customer_ids)}
+    notify = rules.clock.delivery_overdue_notify
+    told = (
+        {r["shipment_id"] for r in await conn.fetch(queries.DELAY_NOTIFIED, shipment_ids, notify.value)}
+        if notify
+        else set()
+    )
+    return {
+        sid: ShipmentState(sheet, customers.get(sheet.customer_id or ""), sid in told) for sid, sheet in sheets.items()
+    }
+
+
+async def _apply(conn: asyncpg.Connection, decisions: list[ClockDecision], clock: Clock, report: TickReport) -> None:
+    """Record the firings; write the effects of those not recorded before; move the subjects on."""
+    firings = [f for d in decisions for f in d.firings]
+    if not firings:
+        return
+    new = {
+        (r["timer"], r["subject"], r["key"])
+        for r in await conn.fetch(
+            queries.RECORD_FIRINGS,
+            [f.timer.value for f in firings],
+            [f.subject for f in firings],
+            [f.key for f in firings],
+            [f.due_at for f in firings],
+            [f.now for f in firings],
+        )
+    }
+    effective = []
+    for decision in decisions:
+        if all((f.timer.value, f.subject, f.key) in new for f in decision.firings):
+            effective.append(decision)
+        else:  # fired before: its effects exist; the subject still moves on below
+            report.skipped += len(decision.firings)
+            log.warning("timer %s already fired; its effects are not written again", decision.firings[0][:3])
+    changes = [d.task_change for d in decisions if d.task_change is not None]
+    if changes:
+        await conn.execute(
+            queries.UPDATE_TASKS,
+            [c.task_id for c in changes],
+            [c.severity.value for c in changes],
+            [c.escalation_level for c in changes],
+            [c.warned_at for c in changes],
+            [c.breached_at for c in changes],
+        )
+    timers = [d.shipment for d in decisions if d.shipment is not None]
+    if timers:
+        await conn.execute(
+            queries.UPDATE_SHIPMENT_TIMERS,
+            [t.shipment_id for t in timers],
+            [t.stale_at for t in timers],
+            [t.overdue_at for t in timers],
+        )
+    await _write_effects(conn, effective, clock)
+    for decision in effective:
+        report.add(decision)
+
+
+async def _write_effects(conn: asyncpg.Connection, decisions: list[ClockDecision], clock: Clock) -> None:
+    tasks = [t for d in decisions for t in d.tasks]
+    history = [e for d in decisions for e in d.history]
+    created = {t.task_id for t in tasks}
+    await write_tasks(conn, tasks, [e for e in history if e.task_id in created])
+    await write_history(conn, [e for e in history if e.task_id not in created])
+    await write_notifications(conn, [n for d in decisions for n in d.notifications])
+    await write_alerts(conn, [a for d in decisions for a in d.alerts], clock.destinations)
+
+
+# --- calendar timers -------------------------------------------------------------------------------
+
+
+async def _key_account_reviews(conn: asyncpg.Connection, now: datetime, clock: Clock, report: TickReport) -> None:
+    """On the first tick of a month (HUB_TIMEZONE), one review task per key account."""
+    timer, period = Timer.KEY_ACCOUNT_REVIEW.value, month_of(now.astimezone(clock.timezone))
+    if await conn.fetchval(queries.PERIOD_SWEPT, timer, period):
+        return
+    tier = clock.rules.key_account.tier.value
+    while rows := await conn.fetch(queries.KEY_ACCOUNTS_TO_REVIEW, tier, timer, period, CHUNK):
+        customers: list[CustomerInfo] = [customer_from_row(r) for r in rows]
+        async with conn.transaction():
+            decisions = [d for c in customers if (d := decide_key_account_review(c, period, now, clock.rules)).firings]
+            await _apply(conn, decisions, clock, report)
+        if len(rows) < CHUNK:
+            break
+    await conn.execute(queries.MARK_PERIOD_SWEPT, timer, period, now)

@@ -1,0 +1,74 @@
+"""Named SQL of the clock. Every candidate query walks one partial index on a due moment, so a
+tick costs what is due, not what exists."""
+
+CLOCK_LOCK = 0x6875625F636C6B  # "hub_clk": one evaluator per database
+TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
+UNLOCK = "SELECT pg_advisory_unlock($1)"
+
+# What is due by $1, oldest first, at most $2 (each branch matches one partial index of 0005).
+DUE = """
+(SELECT 'sla_warning' AS kind, task_id::text AS subject, warn_at AS moment FROM coordination_tasks
+ WHERE warn_at <= $1 AND status IN ('open', 'in_progress') AND escalation_level = 0 AND warned_at IS NULL
+ ORDER BY warn_at LIMIT $2)
+UNION ALL
+(SELECT 'sla_breach', task_id::text, due_at FROM coordination_tasks
+ WHERE due_at <= $1 AND status IN ('open', 'in_progress') AND escalation_level = 0
+ ORDER BY due_at LIMIT $2)
+UNION ALL
+(SELECT 'sla_breach', task_id::text, escalate_at FROM coordination_tasks
+ WHERE escalate_at <= $1 AND status IN ('open', 'in_progress') AND escalation_level = 1
+ ORDER BY escalate_at LIMIT $2)
+UNION ALL
+(SELECT 'stale_shipment', shipment_id, stale_at FROM shipments WHERE stale_at <= $1 ORDER BY stale_at LIMIT $2)
+UNION ALL
+(SELECT 'delivery_overdue', shipment_id, overdue_at FROM shipments WHERE overdue_at <= $1
+ ORDER BY overdue_at LIMIT $2)
+ORDER BY moment, kind, subject
+LIMIT $2
+"""
+
+SELECT_TASKS_FOR_UPDATE = """
+SELECT task_id::text, department, kind, severity, status, shipment_id, customer_id, opened_at, due_at, warn_at,
+       escalate_at, warned_at, escalation_level
+FROM coordination_tasks WHERE task_id = ANY($1::uuid[]) ORDER BY task_id FOR UPDATE
+"""
+
+UPDATE_TASKS = """
+UPDATE coordination_tasks AS t
+SET severity = u.severity, escalation_level = u.level, warned_at = coalesce(t.warned_at, u.warned_at),
+    breached_at = coalesce(t.breached_at, u.breached_at), updated_at = now()
+FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::timestamptz[], $5::timestamptz[])
+     AS u(task_id, severity, level, warned_at, breached_at)
+WHERE t.task_id = u.task_id
+"""
+
+UPDATE_SHIPMENT_TIMERS = """
+UPDATE shipments AS s SET stale_at = u.stale_at, overdue_at = u.overdue_at
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(shipment_id, stale_at, overdue_at)
+WHERE s.shipment_id = u.shipment_id
+"""
+
+DELAY_NOTIFIED = """
+SELECT DISTINCT shipment_id FROM customer_notifications WHERE shipment_id = ANY($1::text[]) AND kind = $2
+"""
+
+# The record that each timer fired; RETURNING tells which are new (a firing already recorded
+# has had its effects: they are not written again).
+RECORD_FIRINGS = """
+INSERT INTO clock_firings (timer, subject, key, due_at, fired_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING timer, subject, key
+"""
+
+PERIOD_SWEPT = "SELECT EXISTS (SELECT 1 FROM clock_periods WHERE timer = $1 AND period = $2)"
+MARK_PERIOD_SWEPT = "INSERT INTO clock_periods (timer, period, swept_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+
+# Key accounts not yet reviewed in the period, a chunk at a time.
+KEY_ACCOUNTS_TO_REVIEW = """
+SELECT c.customer_id, c.tier, c.language, c.preferred_channel FROM customers AS c
+WHERE c.tier = $1 AND NOT EXISTS (
+    SELECT 1 FROM clock_firings AS f WHERE f.timer = $2 AND f.subject = c.customer_id AND f.key = $3)
+ORDER BY c.customer_id
+LIMIT $4
+"""
