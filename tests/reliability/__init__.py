@@ -7,7 +7,7 @@
     faultproxy.py  a TCP proxy with delay, resets and black-holes
     checker.py     Jepsen-style anomalies from Postgres and the handler queues
     scenarios.py   the eleven scenarios
-    runner.py      run them (one automatic re-run of a failure), print and save the scorecard
+    runner.py      run them, judge each from all its attempts (only a stall is re-run), print and save
 
 Run it with `python -m tests.reliability` (see __main__.py) or `pytest tests/reliability`.
 """

@@ -16,6 +16,18 @@ Anomalies (names after jepsen.tests.kafka where one exists):
                     in `dead_letters` and on the dead-letter topic; nothing else dead-lettered
   altered text      free text (SQL-looking) not stored exactly as sent
 
+All of these are correctness findings: a re-run never clears them (runner.py). Two more counts
+are liveness, not loss (after jepsen's `unseen`): work the hub has not done *yet*, which the
+scenario's own stall failures ("lag not zero", "outbox not drained") report as well:
+  unseen            a ledger event (or hostile message) with nothing stored at all, none of whose
+                    acknowledged copies the consumer group has committed past: still to be read.
+                    Committed past with nothing stored is `lost`. Without the group's committed
+                    offsets every missing event is `lost`.
+  unsent            an expected alert or dead letter not on its topic whose outbox row is still
+                    waiting to be sent (an outbox row marked sent but not on the topic is missing).
+Events counted unseen are left out of the alert and sheet expectations (the sheet is expected from
+the shipment's events the hub did read, in occurred_at order).
+
 The handler queues are drained by a fresh consumer that assigns itself every partition (no
 group join, so no committed offsets and no rebalance wait) and reads from the beginning to the
 end offsets.
@@ -50,8 +62,10 @@ SELECT event_id, count(*) AS n FROM call_logs GROUP BY event_id
 SELECT_TASKS = "SELECT source_event_id, rule, kind, count(*) AS n FROM coordination_tasks GROUP BY 1, 2, 3"
 SELECT_NOTICES = "SELECT source_event_id, kind, count(*) AS n FROM customer_notifications GROUP BY 1, 2"
 SELECT_OUTBOX_ALERTS = "SELECT topic, message_id, count(*) AS n FROM outbox WHERE topic = ANY($1::text[]) GROUP BY 1, 2"
+SELECT_UNSENT = "SELECT topic, message_id FROM outbox WHERE sent_at IS NULL"
 SELECT_DEAD_LETTERS = """
-SELECT source_topic, source_partition, source_offset, reason, error_class, message, value FROM dead_letters
+SELECT id::text AS id, source_topic, source_partition, source_offset, reason, error_class, message, value
+FROM dead_letters
 """
 SELECT_SHEETS = "SELECT shipment_id, status, eta FROM shipments"
 SELECT_PAYLOADS = """
@@ -67,6 +81,8 @@ class Findings:
     hostile: int = 0
     lost: int = 0
     lost_missing_on_broker: int = 0  # lost events whose records the broker no longer serves
+    unseen: int = 0  # liveness: nothing stored and not committed past (see the module docstring)
+    unsent: int = 0  # liveness: alerts and dead letters still waiting in the outbox
     duplicate_effects: int = 0
     unexpected_effects: int = 0
     missing_alerts: int = 0
@@ -88,7 +104,7 @@ class Findings:
             found.append(text)
 
     def violations(self) -> list[str]:
-        """The invariants that do not hold (duplicate alerts are allowed and only counted)."""
+        """Correctness: the invariants that do not hold (duplicate alerts are allowed and only counted)."""
         checks = {
             "lost": self.lost,
             "duplicate effects": self.duplicate_effects,
@@ -98,6 +114,14 @@ class Findings:
             "dead-letter mismatches": self.dead_letter_mismatches,
             "dead letters missing from the topic": self.dlq_topic_missing,
             "altered text": self.altered_text,
+        }
+        return [f"{name}: {count}" for name, count in checks.items() if count]
+
+    def backlog(self) -> list[str]:
+        """Liveness: work not done yet when the checker looked (nothing lost or doubled by it)."""
+        checks = {
+            "unseen (not yet read by the group, nothing stored)": self.unseen,
+            "unsent (still in the outbox)": self.unsent,
         }
         return [f"{name}: {count}" for name, count in checks.items() if count]
 
@@ -149,6 +173,7 @@ class HubState:
     outbox_alerts: dict[tuple[str, str], int]
     dead_letters: list[asyncpg.Record]
     sheets: dict[str, asyncpg.Record]
+    unsent: frozenset[tuple[str, str]] = frozenset()  # (topic, message_id) of outbox rows not sent yet
 
 
 async def read_state(dsn: str, settings: Settings) -> HubState:
@@ -166,9 +191,10 @@ async def read_state(dsn: str, settings: Settings) -> HubState:
         }
         dead = await conn.fetch(SELECT_DEAD_LETTERS)
         sheets = {r["shipment_id"]: r for r in await conn.fetch(SELECT_SHEETS)}
+        unsent = frozenset((r["topic"], r["message_id"]) for r in await conn.fetch(SELECT_UNSENT))
     finally:
         await conn.close()
-    return HubState(inbox, history, tasks, notices, outbox, dead, sheets)
+    return HubState(inbox, history, tasks, notices, outbox, dead, sheets, unsent)
 
 
 async def read_payloads(dsn: str, event_ids: list[str]) -> dict[str, dict]:
@@ -196,20 +222,57 @@ def queue_topics(settings: Settings) -> dict[str, str]:
     }
 
 
-async def check(ledger: Ledger, settings: Settings, dsn: str) -> Findings:
+# The consumer group's committed offset per (topic, partition): the next offset it will read.
+Committed = dict[tuple[str, int], int]
+
+
+async def check(ledger: Ledger, settings: Settings, dsn: str, committed: Committed | None = None) -> Findings:
+    """`committed`: the group's offsets, read *before* this call (a commit follows its Postgres
+    transaction, so whatever was committed past then is in the state read now)."""
     events = ledger.events
     findings = Findings(events=len(events), hostile=len(ledger.hostile))
     state = await read_state(dsn, settings)
     alerts = await read_topics(settings, list(settings.alert_topics))
     dlq = await read_topics(settings, [settings.topic_dead_letter])
-    check_effects(findings, events, state, settings, may_be_stored(ledger))
-    check_alerts(findings, events, alerts, settings)
-    check_sheets(findings, ledger, state)
-    check_dead_letters(findings, ledger, state, dlq, settings)
-    await check_verbatim(findings, events, dsn)
+    behind = unread(ledger, settings, committed)
+    unseen = check_effects(findings, events, state, settings, may_be_stored(ledger), behind.events)
+    check_alerts(findings, events, alerts, settings, state.unsent, unseen)
+    check_sheets(findings, ledger, state, unseen)
+    check_dead_letters(findings, ledger, state, dlq, settings, behind.positions)
+    await check_verbatim(findings, {k: e for k, e in events.items() if k not in unseen}, dsn)
     if findings.lost:
-        await check_broker_kept(findings, ledger, state, settings)
+        await check_broker_kept(findings, ledger, state, settings, unseen)
     return findings
+
+
+@dataclass(frozen=True)
+class Unread:
+    """What the consumer group has not committed past: event ids none of whose acknowledged copies
+    it has passed (an event the broker never acknowledged included), and (topic, partition, offset)
+    positions."""
+
+    events: frozenset[str] = frozenset()
+    positions: frozenset[tuple[str, int, int]] = frozenset()
+
+
+def unread(ledger: Ledger, settings: Settings, committed: Committed | None) -> Unread:
+    """Nothing is unread without the committed offsets: every missing effect is then a loss."""
+    if committed is None:
+        return Unread()
+    topics = stream_topics(settings)
+    passed: dict[str, bool] = {}
+    positions: set[tuple[str, int, int]] = set()
+    for pub in ledger.publications:
+        item = pub.item
+        past = False
+        if pub.position is not None:
+            where = (topics[item.stream], *pub.position)
+            past = committed.get(where[:2], 0) > where[2]
+            if not past:
+                positions.add(where)
+        if isinstance(item, GoodEvent):
+            passed[item.event_id] = passed.get(item.event_id, False) or past
+    return Unread(frozenset(e for e, past in passed.items() if not past), frozenset(positions))
 
 
 def may_be_stored(ledger: Ledger) -> frozenset[str]:
@@ -220,15 +283,29 @@ def _history_missing(event: GoodEvent, state: HubState) -> bool:
     return state.history.get(event.event_id, 0) == 0
 
 
+def _nothing_stored(event: GoodEvent, state: HubState, topics: dict[str, str]) -> bool:
+    return (
+        event.event_id not in state.inbox
+        and _history_missing(event, state)
+        and not any(event.event_id == e for e, _, _ in state.tasks)
+        and not any(event.event_id == e for e, _ in state.notices)
+        and not any((topics[q], alert_id(event.event_id, r)) in state.outbox_alerts for q, r in event.expect.rules)
+    )
+
+
 def check_effects(
     f: Findings,
     events: dict[str, GoodEvent],
     state: HubState,
     settings: Settings,
     may_be_stored: frozenset[str] = frozenset(),
-) -> None:
-    """`may_be_stored`: event ids of hostile messages the contract also allows to be processed."""
+    unread: frozenset[str] = frozenset(),
+) -> frozenset[str]:
+    """`may_be_stored`: event ids of hostile messages the contract also allows to be processed;
+    `unread`: event ids the group has not committed past (`Unread.events`). Returns the unseen
+    event ids: unread, with nothing stored."""
     topics = queue_topics(settings)
+    unseen: set[str] = set()
     task_rules: dict[str, set[str]] = defaultdict(set)
     for event_id, rule, _ in state.tasks:
         task_rules[event_id].add(rule)
@@ -246,10 +323,17 @@ def check_effects(
         for kind in event.expect.notifications:
             if (event.event_id, kind) not in state.notices:
                 missing.append(f"notification {kind}")
-        if missing:
+        if not missing:
+            continue
+        if event.event_id in unread and _nothing_stored(event, state, topics):
+            unseen.add(event.event_id)
+            f.unseen += 1
+            f.sample("unseen", f"{event.stream} {event.event_id}: not committed past, nothing stored")
+        else:
             f.lost += 1
             f.sample("lost", f"{event.stream} {event.event_id} ({event.status or ''}): no {', '.join(missing)}")
     _check_duplicates_and_strays(f, events, state, may_be_stored)
+    return frozenset(unseen)
 
 
 def _check_duplicates_and_strays(
@@ -284,18 +368,35 @@ def _check_duplicates_and_strays(
         f.sample("unexpected effect", f"inbox row for {event_id!r}, which is not a good event of the ledger")
 
 
-def check_alerts(f: Findings, events: dict[str, GoodEvent], records: list, settings: Settings) -> None:
+def check_alerts(
+    f: Findings,
+    events: dict[str, GoodEvent],
+    records: list,
+    settings: Settings,
+    unsent: frozenset[tuple[str, str]] = frozenset(),
+    unseen: frozenset[str] = frozenset(),
+) -> None:
+    """`unsent`: outbox rows not sent yet; `unseen`: events not read yet (no alert expected so far)."""
     topics = queue_topics(settings)
     seen: Counter = Counter()
-    expected = {(topics[q], alert_id(e.event_id, r)) for e in events.values() for q, r in e.expect.rules}
+    expected = {
+        (topics[q], alert_id(e.event_id, r))
+        for e in events.values()
+        if e.event_id not in unseen
+        for q, r in e.expect.rules
+    }
     for record in records:
         doc = orjson.loads(record.value)
         seen[(record.topic, doc["alert_id"])] += 1
     f.alerts_on_queues = sum(seen.values())
     f.duplicate_alerts = sum(n - 1 for n in seen.values() if n > 1)
     for key in sorted(expected - seen.keys()):
-        f.missing_alerts += 1
-        f.sample("missing alert", f"{key[1]} not on {key[0]}")
+        if key in unsent:
+            f.unsent += 1
+            f.sample("unsent", f"alert {key[1]} still in the outbox for {key[0]}")
+        else:
+            f.missing_alerts += 1
+            f.sample("missing alert", f"{key[1]} not on {key[0]}")
     for key in sorted(seen.keys() - expected):
         f.unexpected_effects += 1
         f.sample("unexpected effect", f"alert {key[1]} on {key[0]}")
@@ -305,8 +406,9 @@ def _same_instant(a: datetime | None, b: datetime | None) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and a == b)
 
 
-def check_sheets(f: Findings, ledger: Ledger, state: HubState) -> None:
-    for shipment_id, want in ledger.expected_sheets().items():
+def check_sheets(f: Findings, ledger: Ledger, state: HubState, unseen: frozenset[str] = frozenset()) -> None:
+    """Each sheet against the shipment's events the hub has read (all of them unless some are unseen)."""
+    for shipment_id, want in ledger.expected_sheets(without=unseen).items():
         row = state.sheets.get(shipment_id)
         if row is None:
             f.stale_overwrites += 1
@@ -320,7 +422,16 @@ def check_sheets(f: Findings, ledger: Ledger, state: HubState) -> None:
             )
 
 
-def check_dead_letters(f: Findings, ledger: Ledger, state: HubState, dlq: list, settings: Settings) -> None:
+def check_dead_letters(
+    f: Findings,
+    ledger: Ledger,
+    state: HubState,
+    dlq: list,
+    settings: Settings,
+    unread: frozenset[tuple[str, int, int]] = frozenset(),
+) -> None:
+    """`unread`: positions the group has not committed past (`Unread.positions`): a hostile message
+    there, not dead-lettered yet, is unseen."""
     topics = stream_topics(settings)
     wanted: dict[tuple[str, int, int], Hostile] = {}
     for pub in ledger.hostile:
@@ -336,6 +447,11 @@ def check_dead_letters(f: Findings, ledger: Ledger, state: HubState, dlq: list, 
         if not found and PROCESSED in hostile.alternatives and hostile.event_id in state.inbox:
             processed.add(where)  # stored as an event, which the contract also allows
             continue
+        if not found and where in unread:
+            processed.add(where)  # not read yet: nothing to look for on the topic either
+            f.unseen += 1
+            f.sample("unseen", f"{hostile.name} at {where[0]}[{where[1]}]@{where[2]}: not committed past")
+            continue
         problem = _dead_letter_problem(hostile, found)
         if problem:
             f.dead_letter_mismatches += 1
@@ -347,7 +463,12 @@ def check_dead_letters(f: Findings, ledger: Ledger, state: HubState, dlq: list, 
             "dead letter",
             f"good record at {where[0]}[{where[1]}]@{where[2]} dead-lettered: {row['reason']} ({row['message'][:160]})",
         )
-    _check_dlq_topic(f, {w: h for w, h in wanted.items() if w not in processed}, dlq)
+    unsent = {
+        w
+        for w, found in rows.items()
+        if state.unsent and any((settings.topic_dead_letter, r["id"]) in state.unsent for r in found)
+    }
+    _check_dlq_topic(f, {w: h for w, h in wanted.items() if w not in processed}, dlq, unsent)
 
 
 def _dead_letter_problem(hostile: Hostile, rows: list) -> str | None:
@@ -363,7 +484,10 @@ def _dead_letter_problem(hostile: Hostile, rows: list) -> str | None:
     return None
 
 
-def _check_dlq_topic(f: Findings, wanted: dict[tuple[str, int, int], Hostile], records: list) -> None:
+def _check_dlq_topic(
+    f: Findings, wanted: dict[tuple[str, int, int], Hostile], records: list, unsent: set[tuple[str, int, int]]
+) -> None:
+    """`unsent`: positions whose dead letter is still waiting in the outbox."""
     found: dict[tuple[str, int, int], list] = defaultdict(list)
     for record in records:
         headers = {k: v.decode(errors="replace") for k, v in record.headers or ()}
@@ -380,6 +504,12 @@ def _check_dlq_topic(f: Findings, wanted: dict[tuple[str, int, int], Hostile], r
         found[where].append((record, headers))
     for where, hostile in wanted.items():
         copies = found.get(where, [])
+        if not copies and where in unsent:
+            f.unsent += 1
+            f.sample(
+                "unsent", f"dead letter of {hostile.name} at {where[0]}[{where[1]}]@{where[2]} still in the outbox"
+            )
+            continue
         if not copies:
             f.dlq_topic_missing += 1
             f.sample("dead-letter topic", f"{hostile.name} at {where[0]}[{where[1]}]@{where[2]} not on the topic")
@@ -413,8 +543,11 @@ async def check_verbatim(f: Findings, events: dict[str, GoodEvent], dsn: str) ->
                 f.sample("altered text", f"{event_id} {'.'.join(path)}: stored {stored!r}, sent {text!r}")
 
 
-async def check_broker_kept(f: Findings, ledger: Ledger, state: HubState, settings: Settings) -> None:
-    """For lost events: does the broker still serve any copy at its acknowledged position?"""
+async def check_broker_kept(
+    f: Findings, ledger: Ledger, state: HubState, settings: Settings, unseen: frozenset[str] = frozenset()
+) -> None:
+    """For lost events without an inbox row: does the broker still serve any copy at its acknowledged
+    position? (Evidence for the report; a loss stays a loss.)"""
     topics = stream_topics(settings)
     records = await read_topics(settings, list(settings.inbound_topics), timeout=120)
     served = {(r.topic, r.partition, r.offset): r.value for r in records}
@@ -423,11 +556,11 @@ async def check_broker_kept(f: Findings, ledger: Ledger, state: HubState, settin
         if isinstance(pub.item, GoodEvent) and pub.position is not None:
             copies[pub.item.event_id].append(((topics[pub.item.stream], *pub.position), pub.value))
     for event_id in ledger.events:
-        if event_id in state.inbox:
+        if event_id in state.inbox or event_id in unseen:
             continue
         if not any(served.get(where) == value for where, value in copies[event_id]):
             f.lost_missing_on_broker += 1
             f.sample("missing on broker", f"{event_id} at {[where for where, _ in copies[event_id]]}")
 
 
-__all__ = ["Findings", "check", "read_topics"]
+__all__ = ["Committed", "Findings", "Unread", "check", "read_topics", "unread"]

@@ -146,10 +146,11 @@ class Ledger:
     def hostile(self) -> list[Publication]:
         return [p for p in self.publications if isinstance(p.item, Hostile)]
 
-    def expected_sheets(self) -> dict[str, ExpectedSheet]:
+    def expected_sheets(self, without: frozenset[str] = frozenset()) -> dict[str, ExpectedSheet]:
+        """Each shipment's sheet after its events, leaving out the event ids in `without`."""
         facts: dict[str, list[SheetFact]] = defaultdict(list)
         for event in self.events.values():
-            if event.status is not None:
+            if event.status is not None and event.event_id not in without:
                 facts[event.shipment_id].append(SheetFact(event.occurred_at, event.status, event.eta))
         return {shipment_id: expected_sheet(items) for shipment_id, items in facts.items()}
 

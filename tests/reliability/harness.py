@@ -337,6 +337,8 @@ class LagProbe:
     settings: Settings
     group_id: str
     _consumer: AIOKafkaConsumer | None = None
+    # The highest committed offset ever read per partition: what the group has committed past.
+    high: dict[TopicPartition, int] = field(default_factory=dict)
 
     async def start(self) -> LagProbe:
         self._consumer = AIOKafkaConsumer(
@@ -362,6 +364,8 @@ class LagProbe:
             committed = {tp: (await asyncio.wait_for(self._consumer.committed(tp), 10)) or 0 for tp in self.partitions}
         except Exception:  # noqa: BLE001 - a probe during a fault may fail; the caller asks again
             return None
+        for tp, offset in committed.items():
+            self.high[tp] = max(self.high.get(tp, 0), offset)
         return ends, committed
 
     async def end_offsets(self) -> dict[TopicPartition, int] | None:

@@ -1,10 +1,25 @@
-"""Run scenarios, re-run a failure once, and report the scorecard (rich table and JSON).
+"""Run scenarios, judge each from all its attempts, and report the scorecard (rich table and JSON).
 
-A failed scenario is run a second time before it counts; both attempts are recorded. The row
-is PASS when an attempt passes (a pass on the re-run says so in the note, with the first
-attempt's failures), BROKER-SUSPECT when both attempts failed only in ways the evidence ties
-to the test broker (Tansu 0.6: records it no longer serves at their acknowledged offsets, or
-partitions stuck while the hub logs group-protocol errors), FAIL otherwise.
+An attempt ends in one of three verdicts:
+
+  PASS       no failure of any kind.
+  FAIL       a correctness failure: the oracle found a lost or doubled effect or another broken
+             invariant (checker.Findings.violations: lost, duplicate effects, unexpected effects,
+             missing alerts, stale overwrites, dead-letter mismatches, dead letters missing from
+             the topic, altered text), or the scenario found a broken contract (a crash, a
+             graceful stop that is not, a canary leak, a replay that changed rows, ...); or the
+             attempt could not be judged at all (the scenario raised or ran out of time before
+             the oracle ran: nothing shows it lost nothing).
+  LIVENESS   nothing lost or doubled, but work not done in time: no progress, not caught up,
+             lag not zero, outbox not drained (Outcome.stalls), events not yet read or alerts
+             still in the outbox when the checker looked (Findings.backlog).
+
+A row (one scenario) is FAIL as soon as any attempt is FAIL: a later attempt never clears it, so
+a correctness failure is not re-run. Only after a LIVENESS attempt is the scenario run again (at
+most MAX_ATTEMPTS in all); the row is PASS if an attempt passed and none failed, and every
+LIVENESS attempt of a passing row is a *flake*, printed in the row ("PASS (flaky)") and listed in
+the scorecard's flake section and JSON. A row whose attempts all stalled is FAIL. Evidence that
+ties a failure to the test broker (Tansu 0.6) is reported beside it and changes no verdict.
 """
 
 from __future__ import annotations
@@ -18,31 +33,45 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from rich.console import Group
 from rich.table import Table
 
 from tests.reliability.harness import Services
 from tests.reliability.scenarios import BY_NAME, SCENARIOS, Context, Outcome, Scenario
 
-PASS, FAIL, SUSPECT = "PASS", "FAIL", "BROKER-SUSPECT"
+PASS, FAIL, LIVENESS = "PASS", "FAIL", "LIVENESS"
 SIZES = ("smoke", "full")
 RESULTS_DIR = Path(__file__).with_name("results")
 SCENARIO_TIMEOUT_S = {"smoke": 300.0, "full": 2400.0}
+MAX_ATTEMPTS = 2  # one re-run, and only after a liveness failure
 BASE_SEED = 20261127
-# Failures that a broker losing records or wedging a group explains (see broker_suspicion).
-LOSS_SIGNS = ("lost:", "missing alerts:")
-STALL_SIGNS = ("not caught up", "lag not zero", "no progress")
 
 
 @dataclass
 class Attempt:
     number: int
-    status: str
-    failures: list[str]
-    suspicion: str | None
+    correctness: list[str]  # lost/doubled effects and broken contracts: the row FAILs
+    liveness: list[str]  # stalls and backlog: may be cleared by a clean re-run, then shown as a flake
+    evidence: list[str]  # what ties a failure to the test broker; informative, changes nothing
     outcome: Outcome | None
     error: str | None
     wall_s: float
     folder: Path
+
+    @property
+    def judged(self) -> bool:
+        """The oracle ran: an attempt without an outcome (the scenario raised) proves nothing."""
+        return self.outcome is not None
+
+    @property
+    def status(self) -> str:
+        if self.correctness or not self.judged:
+            return FAIL
+        return LIVENESS if self.liveness else PASS
+
+    @property
+    def failures(self) -> list[str]:
+        return [*self.correctness, *self.liveness]
 
     def to_json(self) -> dict:
         o = self.outcome
@@ -50,7 +79,9 @@ class Attempt:
             "attempt": self.number,
             "status": self.status,
             "failures": self.failures,
-            "broker_suspicion": self.suspicion,
+            "correctness_failures": self.correctness,
+            "liveness_failures": self.liveness,
+            "broker_evidence": self.evidence,
             "error": self.error,
             "wall_s": round(self.wall_s, 1),
             "folder": str(self.folder),
@@ -71,6 +102,20 @@ class Attempt:
         }
 
 
+def judge(attempts: list[Attempt]) -> str:
+    """A row's status from all its attempts, in any order: FAIL if one failed (a correctness failure
+    or an unjudged attempt), PASS if none did and one passed cleanly, FAIL if all only stalled."""
+    statuses = {a.status for a in attempts}
+    if FAIL in statuses or PASS not in statuses:
+        return FAIL
+    return PASS
+
+
+def should_rerun(attempts: list[Attempt]) -> bool:
+    """Another attempt only while every attempt so far only stalled, and not beyond MAX_ATTEMPTS."""
+    return len(attempts) < MAX_ATTEMPTS and all(a.status == LIVENESS for a in attempts)
+
+
 @dataclass
 class Row:
     scenario: Scenario
@@ -81,31 +126,39 @@ class Row:
         return self.attempts[-1]
 
     @property
+    def shown(self) -> Attempt:
+        """The attempt the table's figures come from: a failed one if any (the evidence), else the last."""
+        return next((a for a in self.attempts if a.status == FAIL), self.final)
+
+    @property
     def status(self) -> str:
-        if any(a.status == PASS for a in self.attempts):
-            return PASS
-        if self.attempts and all(a.suspicion for a in self.attempts):
-            return SUSPECT
-        return FAIL
+        return judge(self.attempts)
+
+    @property
+    def flakes(self) -> list[Attempt]:
+        """Liveness failures a clean attempt cleared (only on a passing row)."""
+        return [a for a in self.attempts if a.status == LIVENESS] if self.status == PASS else []
+
+    @property
+    def result(self) -> str:
+        return f"{PASS} (flaky)" if self.flakes else self.status
 
     @property
     def note(self) -> str:
-        final = self.final
-        parts = list(final.outcome.notes) if final.outcome else []
-        if self.status == SUSPECT:
-            parts.insert(0, f"broker-suspect: {final.suspicion}")
-        elif self.status == FAIL:
-            parts.insert(0, "; ".join(final.failures))
-        if len(self.attempts) > 1:
-            first = self.attempts[0]
-            parts.append(
-                f"attempt 1 {first.status}: {'; '.join(first.failures)[:200]}"
-                + (f" (broker-suspect: {first.suspicion})" if first.suspicion else "")
-            )
+        shown = self.shown
+        parts = []
+        for a in self.attempts:
+            if a.status == FAIL:
+                parts.append(f"attempt {a.number} FAIL: {'; '.join(a.correctness)}")
+            elif a.status == LIVENESS:
+                kind = "flaky" if self.status == PASS else "stalled"
+                parts.append(f"{kind}: attempt {a.number} {'; '.join(a.liveness)[:300]}")
+            parts.extend(f"attempt {a.number} broker evidence: {line}" for line in a.evidence)
+        parts.extend(shown.outcome.notes if shown.outcome else [])
         return "; ".join(p for p in parts if p)
 
     def cells(self) -> dict:
-        o = self.final.outcome
+        o = self.shown.outcome
         f = o.findings if o else None
         return {
             "scenario": self.scenario.name,
@@ -120,8 +173,26 @@ class Row:
             "note": self.note,
         }
 
+    def flake_records(self) -> list[dict]:
+        return [
+            {
+                "scenario": self.scenario.name,
+                "attempt": a.number,
+                "liveness_failures": a.liveness,
+                "broker_evidence": a.evidence,
+                "cleared_by_attempt": next(b.number for b in self.attempts if b.status == PASS),
+                "folder": str(a.folder),
+            }
+            for a in self.flakes
+        ]
+
     def to_json(self) -> dict:
-        return {**self.cells(), "title": self.scenario.title, "attempts": [a.to_json() for a in self.attempts]}
+        return {
+            **self.cells(),
+            "flaky": bool(self.flakes),
+            "title": self.scenario.title,
+            "attempts": [a.to_json() for a in self.attempts],
+        }
 
 
 @dataclass
@@ -136,15 +207,20 @@ class Scorecard:
     def passed(self) -> bool:
         return all(r.status == PASS for r in self.rows)
 
+    @property
+    def flakes(self) -> list[dict]:
+        return [flake for row in self.rows for flake in row.flake_records()]
+
     def to_json(self) -> dict:
-        counts = {s: sum(1 for r in self.rows if r.status == s) for s in (PASS, FAIL, SUSPECT)}
+        counts = {s: sum(1 for r in self.rows if r.status == s) for s in (PASS, FAIL)}
         return {
             "size": self.size,
             "started_at": self.started_at,
             "wall_s": round(self.wall_s, 1),
             "passed": self.passed,
-            "counts": counts,
+            "counts": {**counts, "flaky": sum(1 for r in self.rows if r.flakes)},
             "workdir": self.workdir,
+            "flakes": self.flakes,
             "rows": [r.to_json() for r in self.rows],
         }
 
@@ -156,24 +232,26 @@ def _round(value: float | None) -> float | None:
 # --- judging -----------------------------------------------------------------------------------------
 
 
-def failures_of(outcome: Outcome) -> list[str]:
-    return outcome.findings.violations() + list(outcome.failures)
+def classify(outcome: Outcome) -> tuple[list[str], list[str]]:
+    """(correctness failures, liveness failures) of a judged attempt."""
+    return outcome.findings.violations() + list(outcome.failures), outcome.findings.backlog() + list(outcome.stalls)
 
 
-def broker_suspicion(outcome: Outcome, failures: list[str]) -> str | None:
-    """Evidence that the test broker, not the hub, explains every failure of an attempt."""
+def broker_evidence(outcome: Outcome) -> list[str]:
+    """What ties an attempt's failures to the test broker (Tansu 0.6). Reported; decides nothing."""
     f = outcome.findings
-    if f.lost and f.lost_missing_on_broker == f.lost and all(x.startswith(LOSS_SIGNS) for x in failures):
-        return (
-            f"all {f.lost} lost events are absent from the broker at their acknowledged offsets "
-            f"(e.g. {f.samples.get('missing on broker', ['?'])[0]})"
+    found = []
+    if f.lost_missing_on_broker:
+        found.append(
+            f"{f.lost_missing_on_broker} of {f.lost} lost events are not served by the broker at their "
+            f"acknowledged offsets (e.g. {f.samples.get('missing on broker', ['?'])[0]})"
         )
-    if outcome.group_trouble and all(any(sign in x for sign in STALL_SIGNS) for x in failures):
-        return (
-            f"partitions stuck {outcome.stuck or ''} while the hub logs group-protocol errors: "
-            f"{', '.join(outcome.group_trouble[:4])}"
+    if outcome.group_trouble:
+        found.append(
+            f"the hub logged group-protocol errors: {', '.join(outcome.group_trouble[:4])}"
+            + (f" (stuck: {outcome.stuck})" if outcome.stuck else "")
         )
-    return None
+    return found
 
 
 async def run_attempt(
@@ -184,19 +262,21 @@ async def run_attempt(
     started = time.monotonic()
     try:
         outcome = await asyncio.wait_for(scenario.run(ctx), SCENARIO_TIMEOUT_S[size])
-    except Exception as exc:  # noqa: BLE001 - a crashed scenario is a failed attempt, with its traceback
+    except Exception as exc:  # noqa: BLE001 - a crashed scenario is an unjudged (failed) attempt, with its traceback
         error = "".join(traceback.format_exception(exc))[-4000:]
         text = f"scenario error: {type(exc).__name__}: {str(exc)[:300]}"
-        return Attempt(number, FAIL, [*ctx.failures, text], None, None, error, time.monotonic() - started, folder)
-    failures = failures_of(outcome)
-    status = PASS if not failures else FAIL
-    suspicion = broker_suspicion(outcome, failures) if failures else None
-    return Attempt(number, status, failures, suspicion, outcome, None, time.monotonic() - started, folder)
+        return Attempt(
+            number, [*ctx.failures, text], list(ctx.stalls), [], None, error, time.monotonic() - started, folder
+        )
+    correctness, liveness = classify(outcome)
+    evidence = broker_evidence(outcome) if correctness or liveness else []
+    return Attempt(number, correctness, liveness, evidence, outcome, None, time.monotonic() - started, folder)
 
 
 async def run_row(scenario: Scenario, size: str, services: Services, seed: int, report: Callable[[str], None]) -> Row:
     row = Row(scenario)
-    for number in (1, 2):
+    while not row.attempts or should_rerun(row.attempts):
+        number = len(row.attempts) + 1
         report(f"{scenario.name}: attempt {number} ({size})")
         attempt = await run_attempt(
             scenario, size, services, services.workdir / scenario.name / f"attempt-{number}", number, seed
@@ -206,8 +286,6 @@ async def run_row(scenario: Scenario, size: str, services: Services, seed: int, 
             f"{scenario.name}: attempt {number} {attempt.status} in {attempt.wall_s:.0f}s"
             + (f" - {'; '.join(attempt.failures)[:400]}" if attempt.failures else "")
         )
-        if attempt.status == PASS:
-            break
     return row
 
 
@@ -256,10 +334,23 @@ COLUMNS = (
     ("result", "result"),
     ("note", "note"),
 )
-STYLE = {PASS: "bold green", FAIL: "bold red", SUSPECT: "bold yellow"}
+STYLE = {PASS: "bold green", FAIL: "bold red"}
+FLAKY_STYLE = "bold yellow"
+FLAKE_COLUMNS = ("scenario", "attempt", "liveness failure", "broker evidence", "cleared by")
 
 
-def render(card: Scorecard) -> Table:
+def _flake_cells(flake: dict) -> list[str]:
+    return [
+        flake["scenario"],
+        str(flake["attempt"]),
+        "; ".join(flake["liveness_failures"]),
+        "; ".join(flake["broker_evidence"]) or "-",
+        f"attempt {flake['cleared_by_attempt']}",
+    ]
+
+
+def render(card: Scorecard) -> Group:
+    """The scorecard table, then every flake (a liveness failure a re-run cleared) in its own table."""
     table = Table(title=f"Reliability scorecard ({card.size}, {card.wall_s:.0f} s wall)", show_lines=True)
     for key, header in COLUMNS:
         table.add_column(
@@ -271,19 +362,37 @@ def render(card: Scorecard) -> Table:
     for row in card.rows:
         cells = row.cells()
         values = ["-" if cells[key] is None else str(cells[key]) for key, _ in COLUMNS]
-        values[COLUMNS.index(("result", "result"))] = f"[{STYLE[row.status]}]{row.status}[/]"
+        style = FLAKY_STYLE if row.flakes else STYLE[row.status]
+        values[COLUMNS.index(("result", "result"))] = f"[{style}]{row.result}[/]"
         table.add_row(*values)
-    return table
+    flakes = Table(
+        title=f"Flakes ({len(card.flakes)}): liveness failures a re-run cleared (nothing lost or doubled)",
+        show_lines=True,
+    )
+    for header in FLAKE_COLUMNS:
+        flakes.add_column(header, overflow="fold", max_width=70 if header != "scenario" else None)
+    for flake in card.flakes:
+        flakes.add_row(*_flake_cells(flake))
+    return Group(table, flakes) if card.flakes else Group(table, "Flakes: none")
 
 
 def markdown(card: Scorecard) -> str:
-    """The same table as Markdown (for reports and pull requests)."""
+    """The same tables as Markdown (for reports and pull requests)."""
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in card.rows:
-        cells = row.cells()
+        cells = {**row.cells(), "result": row.result}
         lines.append(
             "| " + " | ".join("-" if cells[k] is None else str(cells[k]).replace("|", "/") for k, _ in COLUMNS) + " |"
         )
+    lines.append("")
+    if not card.flakes:
+        lines.append("Flakes: none")
+        return "\n".join(lines)
+    lines.append(f"Flakes ({len(card.flakes)}): liveness failures a re-run cleared (nothing lost or doubled)")
+    lines.append("")
+    lines += ["| " + " | ".join(FLAKE_COLUMNS) + " |", "|" + "---|" * len(FLAKE_COLUMNS)]
+    for flake in card.flakes:
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in _flake_cells(flake)) + " |")
     return "\n".join(lines)
 
 
