@@ -85,6 +85,34 @@ class Settings(BaseSettings):
     )
     timezone: str = Field("Asia/Shanghai", description="Calendar rules (month boundaries, quiet hours) use this zone")
 
+    # Notification dispatch (off by default: notifications stay `pending`).
+    dispatch_enabled: bool = Field(False, description="`hub run` sends pending notifications through their channels")
+    dispatch_poll_s: float = Field(0.25, gt=0, description="How often the dispatcher looks for due notifications")
+    dispatch_batch: int = Field(100, ge=1, description="Notifications claimed per round")
+    dispatch_concurrency: int = Field(16, ge=1, description="Sends in flight per channel")
+    dispatch_endpoint_concurrency: int = Field(
+        8, ge=1, description="Sends in flight per endpoint (a webhook host, a gateway, the SMTP relay)"
+    )
+    dispatch_lease_s: float = Field(
+        120, ge=15, description="A claimed notification returns to the queue after this long if its hub died"
+    )
+    breaker_failures: int = Field(5, ge=1, description="Failed tries in a row that open an endpoint's circuit")
+    breaker_open_s: float = Field(60, gt=0, description="How long an open circuit holds its endpoint's notices")
+    smtp_host: str | None = Field(None, description="SMTP relay for e-mail notifications")
+    smtp_port: int = 587
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS")
+    smtp_from: str = Field("service@logistics-hub.invalid", description="Sender; its domain names the Message-IDs")
+    sms_gateway_url: str | None = Field(None, description="HTTP gateway for SMS: POST {to, text, idempotency_key}")
+    sms_gateway_token: SecretStr | None = Field(None, description="Bearer token of the SMS gateway")
+    wechat_gateway_url: str | None = Field(None, description="HTTP gateway for WeChat messages")
+    wechat_gateway_token: SecretStr | None = Field(None, description="Bearer token of the WeChat gateway")
+    webhook_insecure_hosts: str = Field(
+        "", description="Comma-separated hosts webhooks may reach over http or on private addresses (local tests)"
+    )
+    webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook or gateway call")
+
     # Operations.
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -103,6 +131,10 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def insecure_webhook_hosts(self) -> frozenset[str]:
+        return frozenset(h.strip().lower() for h in self.webhook_insecure_hosts.split(",") if h.strip())
 
     @model_validator(mode="after")
     def _worker_ports_fit(self) -> Settings:

@@ -32,8 +32,9 @@ from hub.config import Settings
 from hub.core.clock import Timer
 from hub.core.outcome import BatchOutcome
 from hub.core.topics import Queue
+from hub.dispatch.dispatcher import RoundReport
 from hub.store.queries import OUTBOX_BACKLOG, TASK_GAUGES
-from schemas.enums import DeadLetterReason, Department, Severity
+from schemas.enums import DeadLetterReason, Department, NotificationChannel, Severity
 
 log = logging.getLogger("hub.observability")
 
@@ -106,6 +107,14 @@ class HubMetrics:
         self.tasks_escalated = Gauge(
             "hub_tasks_escalated", "Open and in-progress tasks by escalation level", ["level"], registry=r
         )
+        # dispatch (each replica counts what it sent; lag and circuits: use max())
+        self.notes_sent = Counter("hub_notifications_sent", "Notifications delivered", ["channel"], registry=r)
+        self.notes_failed = Counter("hub_notifications_failed", "Notifications given up on", ["channel"], registry=r)
+        self.notes_retried = Counter(
+            "hub_notifications_retried", "Tries that will be tried again", ["channel"], registry=r
+        )
+        self.dispatch_lag = Gauge("hub_dispatch_lag_seconds", "Age of the oldest due, unsent notification", registry=r)
+        self.open_circuits = Gauge("hub_dispatch_open_circuits", "Endpoints whose circuit breaker is open", registry=r)
         ProcessCollector(registry=r)  # memory, CPU, open files of this replica
         self._zero_series()
 
@@ -123,6 +132,9 @@ class HubMetrics:
             self.timers_fired.labels(timer.value)
         for level in ("1", "2"):
             self.tasks_escalated.labels(level)
+        for channel in NotificationChannel:
+            for counter in (self.notes_sent, self.notes_failed, self.notes_retried):
+                counter.labels(channel.value)
 
     def record_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
         for column, outcome_label in (
@@ -155,6 +167,17 @@ class HubMetrics:
             self.timers_fired.labels(firing.timer.value).inc()
         self.clock_lag.set(report.lag_s)
         self.tick_seconds.observe(report.duration_s)
+
+    def record_dispatch(self, report: RoundReport) -> None:
+        for counter, counts in (
+            (self.notes_sent, report.sent),
+            (self.notes_failed, report.failed),
+            (self.notes_retried, report.retried),
+        ):
+            for channel, n in counts.items():
+                counter.labels(channel).inc(n)
+        self.dispatch_lag.set(report.lag_s)
+        self.open_circuits.set(report.open_circuits)
 
     def set_tasks(self, rows: list[Any]) -> None:
         """Replace the task gauges from TASK_GAUGES rows: combinations with no task left read 0."""
@@ -362,6 +385,9 @@ class Observability:
 
     def on_tick(self, report: TickReport) -> None:
         self.metrics.record_tick(report)
+
+    def on_dispatch(self, report: RoundReport) -> None:
+        self.metrics.record_dispatch(report)
 
     async def stop(self) -> None:
         await self._http.stop()

@@ -24,6 +24,7 @@ from hub.clock.scheduler import Scheduler
 from hub.config import Settings
 from hub.core.outcome import BatchOutcome
 from hub.core.rules import Rules, load_rules
+from hub.dispatch.dispatcher import Dispatcher, RoundReport
 from hub.inbound import InboundBatches
 from hub.kafka import ensure_topics, faststream_security, start_producer
 from hub.migrate import pending_migrations
@@ -81,6 +82,7 @@ class Extension(Protocol):
     async def start(self, runtime: HubRuntime) -> None: ...
     def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None: ...
     def on_tick(self, report: TickReport) -> None: ...
+    def on_dispatch(self, report: RoundReport) -> None: ...
     async def stop(self) -> None: ...
 
 
@@ -97,6 +99,8 @@ class HubRuntime:
     _relay_task: asyncio.Task | None = None
     scheduler: Scheduler | None = None
     _scheduler_task: asyncio.Task | None = None
+    dispatcher: Dispatcher | None = None
+    _dispatcher_task: asyncio.Task | None = None
     _stopping: bool = False
     totals: BatchOutcome = field(default_factory=BatchOutcome)
     subscriber: object | None = None
@@ -136,6 +140,9 @@ class HubRuntime:
             clock = Clock(self.rules, s.destinations, s.zone)
             self.scheduler = Scheduler(dsn, clock, s.scheduler_interval_s, on_tick=self._ticked)
             self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="clock")
+        if s.dispatch_enabled:
+            self.dispatcher = Dispatcher(s, self.rules, s.destinations, on_round=self._dispatched)
+            self._dispatcher_task = asyncio.create_task(self.dispatcher.run(), name="dispatch")
         self.broker = build_broker(s)
         self._batches = InboundBatches(
             lambda: self._pipeline,
@@ -158,6 +165,10 @@ class HubRuntime:
         if self.on_batch is not None:
             self.on_batch(outcome, elapsed)
 
+    def _dispatched(self, report: RoundReport) -> None:
+        for extension in self._started_extensions:
+            extension.on_dispatch(report)
+
     def _ticked(self, report: TickReport) -> None:
         for extension in self._started_extensions:
             extension.on_tick(report)
@@ -178,6 +189,13 @@ class HubRuntime:
         if self.broker is not None:
             await self.broker.stop()
             self.broker = None
+        for job, task in ((self.dispatcher, self._dispatcher_task),):
+            if job is not None:
+                job.stop()
+            if task is not None:
+                with suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                    await asyncio.wait_for(task, timeout=self.settings.webhook_timeout_s + 5)
+        self._dispatcher_task = None
         if self.scheduler is not None:
             self.scheduler.stop()
         if self._scheduler_task is not None:

@@ -147,6 +147,7 @@ class NotificationChannel(StrEnum):
     EMAIL = "email"
     WECHAT = "wechat"
     PHONE = "phone"
+    WEBHOOK = "webhook"
 
 
 class NotificationStatus(StrEnum):
@@ -159,6 +160,13 @@ class NotificationStatus(StrEnum):
 class Language(StrEnum):
     ZH = "zh"
     EN = "en"
+
+
+class CreditRating(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
 
 
 class CustomerTier(StrEnum):

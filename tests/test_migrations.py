@@ -23,6 +23,8 @@ CONTRACT_TABLES = {
     "task_events",
     "clock_firings",
     "clock_periods",
+    "notification_attempts",
+    "webhook_secrets",
     "inbox",
     "outbox",
     "dead_letters",

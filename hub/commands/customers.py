@@ -8,7 +8,7 @@ import typer
 
 from hub.commands._common import console, err_console, fail
 from hub.commands._views import with_database
-from hub.ops.customers import DELIMITERS, import_customers, read_customers
+from hub.ops.customers import DELIMITERS, create_webhook_secret, import_customers, read_customers
 
 NAME = "customers"
 app = typer.Typer(help="The customer register.", no_args_is_help=True)
@@ -43,3 +43,16 @@ def import_(
         f"imported {len(read.customers)} customers from {file} ({read.encoding}, {read.delimiter!r}-separated): "
         f"{counts.added} added, {counts.updated} updated, {counts.unchanged} unchanged"
     )
+
+
+@app.command(name="webhook-secret")
+def webhook_secret(
+    customer_id: str = typer.Argument(..., help="The customer whose webhooks to sign"),
+    rotate: bool = typer.Option(False, "--rotate", help="Replace the current secret (it keeps signing for 24 h)"),
+) -> None:
+    """Create the customer's Standard Webhooks secret and print it once: give it to the customer's receiver."""
+    secret = with_database(lambda conn: create_webhook_secret(conn, customer_id, rotate))
+    console.print(f"webhook secret for {customer_id} (shown once: no hub command prints it again):")
+    typer.echo(secret)
+    if rotate:
+        console.print("the previous secret keeps signing for 24 h, so the receiver can switch without a gap")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from hub.core.ids import stable_id
 from hub.core.outputs import (
@@ -24,10 +24,9 @@ from hub.core.outputs import (
     NotificationDecision,
     TaskDecision,
     TaskEvent,
-    is_key_account,
-    key_account_follow_up,
     new_task,
     render_notification,
+    timer_task_and_alert,
 )
 from hub.core.rules import TERMINAL_STATUSES, ClockTask, Escalation, Rules
 from hub.core.state import CustomerInfo, ShipmentSheet
@@ -321,64 +320,36 @@ def _shipment_task(
     timer: Timer, spec: ClockTask, state: ShipmentState, key: str, due: datetime, now: datetime, rules: Rules, why: str
 ) -> ClockDecision:
     """The task (and its alert) a shipment timer opens; a key account's is raised and followed up."""
-    sheet, customer = state.sheet, state.customer
-    key_account = is_key_account(customer, rules)
-    severity = spec.severity.raised(rules.key_account.raise_severity_by) if key_account else spec.severity
-    source_id = _source_id(timer, sheet.shipment_id, key)
-    alert_id = stable_id("alert", timer.value, sheet.shipment_id, key)
-    customer_id = customer.customer_id if customer else None
+    sheet = state.sheet
     names = {
         "shipment_id": sheet.shipment_id,
-        "customer_id": customer_id or "-",
+        "customer_id": state.customer.customer_id if state.customer else "-",
         "order_id": sheet.order_id or "-",
         "period": "-",
     }
-    details: dict[str, Any] = {
-        "timer": timer.value,
-        "due_at": due.isoformat(),
-        "alert_id": alert_id,
-        "why": why,
-        "status": sheet.status.value if sheet.status else None,
-        "carrier_id": sheet.carrier_id,
-    }
-    main = new_task(
+    tasks, alert = timer_task_and_alert(
         rules,
-        task_id=stable_id("task", timer.value, sheet.shipment_id, key),
+        timer=timer.value,
+        subject=sheet.shipment_id,
+        key=key,
+        due=due,
+        now=now,
         department=spec.department.value,
         kind=timer.value,
-        severity=severity,
-        shipment_id=sheet.shipment_id,
-        customer_id=customer_id,
+        severity=spec.severity,
         title=spec.title.format_map(names),
-        details=details,
-        opened_at=due,
-        due_at=_task_due(spec, due, severity, rules),
-        source_event_id=source_id,
-        rule=timer.value,
-        alert_id=alert_id,
-    )
-    tasks = [main]
-    if key_account:
-        tasks.append(key_account_follow_up(main, rules, names, source_id, timer.value))
-    alert = Alert.model_construct(
-        alert_id=alert_id,
-        kind=AlertKind(timer.value),
-        severity=severity,
-        rule=timer.value,
+        queue=Queue.EXCEPTIONS,
         shipment_id=sheet.shipment_id,
-        customer_id=customer_id,
+        customer=state.customer,
         summary=f"{timer.value.replace('_', ' ')}: shipment {sheet.shipment_id} ({why})",
-        task_id=main.task_id,
-        source=TimerSource(timer=timer.value, due_at=due),
-        created_at=now,
-        due_at=main.due_at,
-        level=None,
-        escalated_to=None,
+        details={"why": why, "status": sheet.status.value if sheet.status else None, "carrier_id": sheet.carrier_id},
+        due_at=_task_due(spec, due, spec.severity, rules),
+        alert_kind=timer.value,
     )
     created = tuple(
         TaskEvent(t.task_id, now, "created", {"timer": timer.value, "severity": t.severity.value}) for t in tasks
     )
-    return ClockDecision(alerts=(AlertDecision(Queue.EXCEPTIONS, alert),), tasks=tuple(tasks), history=created)
+    return ClockDecision(alerts=(alert,) if alert else (), tasks=tuple(tasks), history=created)
 
 
 def _task_due(spec: ClockTask, opened: datetime, severity: Severity, rules: Rules) -> datetime:

@@ -13,8 +13,8 @@ from hub.core.ids import stable_id
 from hub.core.rules import Rules
 from hub.core.state import CustomerInfo
 from hub.core.topics import Queue
-from schemas.enums import NotificationKind, Severity
-from schemas.outbound import Alert, AlertSource
+from schemas.enums import AlertKind, NotificationKind, Severity
+from schemas.outbound import Alert, AlertSource, TimerSource
 
 
 class SourceRef(NamedTuple):
@@ -183,3 +183,78 @@ def render_notification(
         body=body,
         source_event_id=source_event_id,
     )
+
+
+def timer_task_and_alert(
+    rules: Rules,
+    *,
+    timer: str,
+    subject: str,
+    key: str,
+    due: datetime,
+    now: datetime,
+    department: str,
+    kind: str,
+    severity: Severity,
+    title: str,
+    queue: Queue,
+    shipment_id: str | None,
+    customer: CustomerInfo | None,
+    summary: str,
+    details: dict[str, Any],
+    due_at: datetime | None = None,
+    alert_kind: str | None = None,
+) -> tuple[list[TaskDecision], AlertDecision | None]:
+    """The task (its key-account raise and follow-up included) and alert that something time-driven
+    raises: a clock timer, or dispatch giving up on a notice. Ids derive from (timer, subject, key).
+
+    `alert_kind` None: a task without an alert.
+    """
+    key_account = is_key_account(customer, rules)
+    severity = severity.raised(rules.key_account.raise_severity_by) if key_account else severity
+    source_id = f"clock:{timer}:{subject}:{key}"
+    alert_id = stable_id("alert", timer, subject, key) if alert_kind else None
+    customer_id = customer.customer_id if customer else None
+    main = new_task(
+        rules,
+        task_id=stable_id("task", timer, subject, key),
+        department=department,
+        kind=kind,
+        severity=severity,
+        shipment_id=shipment_id,
+        customer_id=customer_id,
+        title=title,
+        details={**details, "timer": timer, "due_at": due.isoformat(), "alert_id": alert_id},
+        opened_at=due,
+        due_at=due_at or due + rules.response_time(severity),
+        source_event_id=source_id,
+        rule=timer,
+        alert_id=alert_id,
+    )
+    tasks = [main]
+    if key_account:
+        names = {
+            "shipment_id": shipment_id or "-",
+            "customer_id": customer_id or "-",
+            "order_id": "-",
+            "event_id": source_id,
+        }
+        tasks.append(key_account_follow_up(main, rules, names, source_id, timer))
+    if alert_kind is None or alert_id is None:
+        return tasks, None
+    alert = Alert.model_construct(
+        alert_id=alert_id,
+        kind=AlertKind(alert_kind),
+        severity=severity,
+        rule=timer,
+        shipment_id=shipment_id,
+        customer_id=customer_id,
+        summary=summary,
+        task_id=main.task_id,
+        source=TimerSource(timer=timer, due_at=due),
+        created_at=now,
+        due_at=main.due_at,
+        level=None,
+        escalated_to=None,
+    )
+    return tasks, AlertDecision(queue, alert)

@@ -16,22 +16,30 @@ import asyncpg
 from pydantic import ValidationError
 
 from hub.core.decoding import describe_validation_error
-from schemas.customers import CSV_COLUMNS, Customer
+from hub.core.webhooks import new_secret
+from hub.ops.db import OpsError
+from schemas.customers import ALL_COLUMNS, REQUIRED_COLUMNS, Customer
 
 # Only rows whose values change are updated, so the import can say what it changed.
 UPSERT_CUSTOMERS = """
-INSERT INTO customers AS c (customer_id, name, tier, language, preferred_channel, email, phone, registered_by,
-                            updated_at)
-SELECT u.c, u.n, u.t, u.l, u.p, u.e, u.ph, 'import', now()
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-     AS u(c, n, t, l, p, e, ph)
+INSERT INTO customers AS c (customer_id, name, tier, language, preferred_channel, email, phone, webhook_url,
+                            timezone, quiet_hours, credit_rating, account_manager, registered_by, updated_at)
+SELECT u.c, u.n, u.t, u.l, u.p, u.e, u.ph, u.w, u.tz, u.q, u.cr, u.am, 'import', now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+            $9::text[], $10::text[], $11::text[], $12::text[]) AS u(c, n, t, l, p, e, ph, w, tz, q, cr, am)
 ON CONFLICT (customer_id) DO UPDATE SET
     name = EXCLUDED.name, tier = EXCLUDED.tier, language = EXCLUDED.language,
     preferred_channel = EXCLUDED.preferred_channel, email = EXCLUDED.email, phone = EXCLUDED.phone,
+    webhook_url = EXCLUDED.webhook_url, timezone = EXCLUDED.timezone, quiet_hours = EXCLUDED.quiet_hours,
+    credit_rating = EXCLUDED.credit_rating, account_manager = EXCLUDED.account_manager,
+    webhook_disabled_at = CASE WHEN c.webhook_url IS DISTINCT FROM EXCLUDED.webhook_url THEN NULL
+                               ELSE c.webhook_disabled_at END,
     registered_by = 'import', updated_at = now()
-WHERE (c.name, c.tier, c.language, c.preferred_channel, c.email, c.phone, c.registered_by)
+WHERE (c.name, c.tier, c.language, c.preferred_channel, c.email, c.phone, c.webhook_url, c.timezone, c.quiet_hours,
+       c.credit_rating, c.account_manager, c.registered_by)
       IS DISTINCT FROM (EXCLUDED.name, EXCLUDED.tier, EXCLUDED.language, EXCLUDED.preferred_channel,
-                        EXCLUDED.email, EXCLUDED.phone, 'import')
+                        EXCLUDED.email, EXCLUDED.phone, EXCLUDED.webhook_url, EXCLUDED.timezone,
+                        EXCLUDED.quiet_hours, EXCLUDED.credit_rating, EXCLUDED.account_manager, 'import')
 RETURNING (xmax = 0) AS added
 """
 
@@ -71,13 +79,13 @@ def read_customers(path: Path, encoding: str | None = None, delimiter: str | Non
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = [name.strip() for name in reader.fieldnames or []]
     reader.fieldnames = header
-    missing = [c for c in ("customer_id",) if c not in header]
-    unknown = [c for c in header if c not in CSV_COLUMNS]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    unknown = [c for c in header if c not in ALL_COLUMNS]
     if missing or unknown:
         result.errors.append(
             RowError(
                 1,
-                f"header must use the columns {', '.join(CSV_COLUMNS)} separated by "
+                f"header must use the columns {', '.join(ALL_COLUMNS)} separated by "
                 f"{delimiter!r} (missing: {missing or '-'}, unknown: {unknown or '-'})",
             )
         )
@@ -144,8 +152,45 @@ async def import_customers(conn: asyncpg.Connection, customers: list[Customer]) 
         [c.preferred_channel.value for c in customers],
         [c.email for c in customers],
         [c.phone for c in customers],
+        [c.webhook_url for c in customers],
+        [c.timezone for c in customers],
+        [c.quiet_hours for c in customers],
+        [c.credit_rating.value if c.credit_rating else None for c in customers],
+        [c.account_manager for c in customers],
     ]
     async with conn.transaction():
         rows = await conn.fetch(UPSERT_CUSTOMERS, *columns)
     added = sum(1 for r in rows if r["added"])
     return ImportCounts(added, len(rows) - added, len(customers) - len(rows))
+
+
+# --- webhook secrets -------------------------------------------------------------------------------
+
+ACTIVE_SECRET_COUNT = """
+SELECT count(*) FROM webhook_secrets WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > now())
+"""
+CUSTOMER_EXISTS = "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)"
+# During a rotation the old secrets keep signing for a day, so the receiver can switch over.
+EXPIRE_SECRETS = """
+UPDATE webhook_secrets SET expires_at = now() + make_interval(hours => $2)
+WHERE customer_id = $1 AND (expires_at IS NULL OR expires_at > now() + make_interval(hours => $2))
+"""
+INSERT_SECRET = "INSERT INTO webhook_secrets (customer_id, secret) VALUES ($1, $2)"
+ROTATION_OVERLAP_HOURS = 24
+
+
+async def create_webhook_secret(conn: asyncpg.Connection, customer_id: str, rotate: bool) -> str:
+    """A new whsec_ secret for the customer; with `rotate`, the old ones sign for another day."""
+    async with conn.transaction():
+        if not await conn.fetchval(CUSTOMER_EXISTS, customer_id):
+            raise OpsError(f"no customer {customer_id!r} in the register; import it first (hub customers import)")
+        if await conn.fetchval(ACTIVE_SECRET_COUNT, customer_id) and not rotate:
+            raise OpsError(
+                f"customer {customer_id} already has a webhook secret; add --rotate to replace it "
+                f"(the old one keeps signing for {ROTATION_OVERLAP_HOURS} h)"
+            )
+        if rotate:
+            await conn.execute(EXPIRE_SECRETS, customer_id, ROTATION_OVERLAP_HOURS)
+        secret = new_secret()
+        await conn.execute(INSERT_SECRET, customer_id, secret)
+    return secret

@@ -103,6 +103,7 @@ RETURNING id
 """
 
 NOTIFY_OUTBOX = "SELECT pg_notify('hub_outbox', '')"
+NOTIFY_DISPATCH = "SELECT pg_notify('hub_dispatch', '')"
 
 # The stored copy of an event whose redelivery has other bytes, to compare their content.
 SELECT_STORED_PAYLOAD = """

@@ -1,0 +1,446 @@
+"""The dispatcher in `hub run` (HUB_DISPATCH_ENABLED): claim due notifications, send them through
+their channels, record every try, and say loudly what could not be sent.
+
+A round: close the call-backs whose task was closed; claim due notices (FOR UPDATE SKIP LOCKED,
+leased for HUB_DISPATCH_LEASE_S, so several hubs share the work); decide each (hub/core/dispatch.py:
+suppress a superseded milestone, wait out quiet hours, hand a phone notice to the call centre,
+or send); send concurrently (a limit per channel, a circuit breaker per endpoint); record the
+tries and their consequences in one transaction. A crash between sending and recording sends
+again after the lease, with the same notification id (webhook-id, Message-ID, idempotency_key),
+so receivers de-duplicate: at least once, with a stable key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import httpx
+
+from hub.config import Settings
+from hub.core.dispatch import Action, Breaker, Outcome, TryResult, next_try, plan
+from hub.core.outputs import AlertDecision, TaskDecision, TaskEvent, timer_task_and_alert
+from hub.core.rules import Rules
+from hub.core.state import CustomerInfo
+from hub.core.topics import Destinations, Queue
+from hub.core.webhooks import Secret
+from hub.dispatch import queries
+from hub.dispatch.email import EmailChannel
+from hub.dispatch.gateway import GatewayChannel
+from hub.dispatch.outgoing import Outgoing
+from hub.dispatch.templates import TemplateError, render
+from hub.dispatch.webhook import WebhookChannel
+from hub.store.writes import write_alerts, write_tasks
+from schemas.enums import CustomerTier, Department, Language, NotificationChannel, Severity
+
+log = logging.getLogger("hub.dispatch")
+FAILED_TIMER = "notification_failed"
+CALL_BACK_TIMER = "call_back"
+
+
+class Channel(Protocol):
+    async def send(self, note: Outgoing) -> TryResult: ...
+
+
+@dataclass
+class RoundReport:
+    """What one round did, per channel."""
+
+    sent: Counter[str] = field(default_factory=Counter)
+    retried: Counter[str] = field(default_factory=Counter)
+    failed: Counter[str] = field(default_factory=Counter)
+    suppressed: Counter[str] = field(default_factory=Counter)
+    waiting: Counter[str] = field(default_factory=Counter)  # quiet hours or an open circuit
+    calling: Counter[str] = field(default_factory=Counter)  # handed to the call centre
+    lag_s: float = 0.0
+    open_circuits: int = 0
+
+    @property
+    def handled(self) -> int:
+        return sum(
+            sum(c.values()) for c in (self.sent, self.retried, self.failed, self.suppressed, self.waiting, self.calling)
+        )
+
+
+@dataclass
+class _Tried:
+    note: Outgoing
+    result: TryResult
+    at: datetime
+    duration_ms: int
+
+
+@dataclass
+class _Round:
+    """Everything a round decided, written in one transaction."""
+
+    now: datetime
+    tried: list[_Tried] = field(default_factory=list)
+    suppressed: list[Outgoing] = field(default_factory=list)
+    postponed: list[tuple[Outgoing, datetime]] = field(default_factory=list)
+    calls: list[tuple[Outgoing, TaskDecision]] = field(default_factory=list)
+    tasks: list[TaskDecision] = field(default_factory=list)
+    alerts: list[AlertDecision] = field(default_factory=list)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        rules: Rules,
+        destinations: Destinations,
+        on_round: Callable[[RoundReport], None] = lambda report: None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        jitter: Callable[[], float] = lambda: random.uniform(-1, 1),
+    ) -> None:
+        self.settings, self.rules, self.destinations = settings, rules, destinations
+        self.on_round, self.now, self.jitter = on_round, now, jitter
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            timeout=settings.webhook_timeout_s,
+            limits=httpx.Limits(max_connections=4 * settings.dispatch_concurrency),
+        )
+        self.channels: dict[str, Channel] = {
+            NotificationChannel.EMAIL.value: EmailChannel(settings),
+            NotificationChannel.WEBHOOK.value: WebhookChannel(self.client, settings.insecure_webhook_hosts),
+            NotificationChannel.SMS.value: GatewayChannel(
+                "sms", settings.sms_gateway_url, settings.sms_gateway_token, self.client
+            ),
+            NotificationChannel.WECHAT.value: GatewayChannel(
+                "wechat", settings.wechat_gateway_url, settings.wechat_gateway_token, self.client
+            ),
+        }
+        self.limits = {channel: asyncio.Semaphore(settings.dispatch_concurrency) for channel in self.channels}
+        self.breakers: dict[str, Breaker] = {}
+        self.endpoint_limits: dict[str, asyncio.Semaphore] = {}
+        self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
+
+    # --- the loop ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                await self._serve()
+                delay = 0.5
+            except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("dispatch interrupted (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                await self._sleep(delay)
+                delay = min(delay * 2, 10.0)
+        await self.client.aclose()
+
+    async def _serve(self) -> None:
+        conn = await asyncpg.connect(self.settings.dsn)
+        try:
+            await conn.add_listener(queries.DISPATCH_WAKE, lambda *_: self._wake.set())
+            while not self._stop.is_set():
+                self._wake.clear()
+                report = await self.round(conn)
+                self.on_round(report)
+                if report.handled < self.settings.dispatch_batch:
+                    await self._sleep(self.settings.dispatch_poll_s, wake=True)
+        finally:
+            with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+                await conn.close(timeout=2)
+
+    async def _sleep(self, seconds: float, wake: bool = False) -> None:
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for((self._wake if wake else self._stop).wait(), seconds)
+
+    # --- one round -----------------------------------------------------------------------------
+
+    async def round(self, conn: asyncpg.Connection) -> RoundReport:
+        now = self.now()
+        report = RoundReport()
+        work = _Round(now)
+        await self._close_calls(conn, now, report)
+        async with conn.transaction():
+            rows = await conn.fetch(queries.CLAIM, now, self.settings.dispatch_batch, self.settings.dispatch_lease_s)
+        if rows:
+            notes = await self._outgoing(conn, rows, now)
+            latest = await self._latest_milestones(conn, notes)
+            sends = [self._decide(note, latest.get(note.shipment_id or ""), work) for note in notes]
+            await asyncio.gather(*(s for s in sends if s is not None))
+            async with conn.transaction():
+                await self._record(conn, work, report)
+        report.lag_s = await conn.fetchval(queries.DISPATCH_LAG, self.now())
+        report.open_circuits = sum(1 for b in self.breakers.values() if b.is_open)
+        return report
+
+    def _decide(self, note: Outgoing, latest: int | None, work: _Round) -> Awaitable[None] | None:
+        decided = plan(note.kind, note.channel, latest, work.now, self._zone(note), note.quiet_hours)
+        if decided.action is Action.SUPPRESS:
+            work.suppressed.append(note)
+        elif decided.action is Action.WAIT and decided.until is not None:
+            work.postponed.append((note, decided.until))
+        elif decided.action is Action.CALL_BACK:
+            work.calls.append((note, self._call_back_task(note, work.now)))
+        else:
+            return self._try(note, work)
+        return None
+
+    def _zone(self, note: Outgoing) -> ZoneInfo:
+        return ZoneInfo(note.timezone) if note.timezone else self.settings.zone
+
+    async def _try(self, note: Outgoing, work: _Round) -> None:
+        """Send one notice, unless its endpoint's circuit is open. A slow or dead endpoint holds at
+        most HUB_DISPATCH_ENDPOINT_CONCURRENCY of its channel's sends, so the others keep going."""
+        endpoint = self._endpoint(note)
+        breaker = self.breakers.setdefault(
+            endpoint, Breaker(self.settings.breaker_failures, timedelta(seconds=self.settings.breaker_open_s))
+        )
+        slot = self.endpoint_limits.setdefault(endpoint, asyncio.Semaphore(self.settings.dispatch_endpoint_concurrency))
+        async with slot:
+            if not breaker.allows(self.now()):
+                work.postponed.append((note, breaker.reopens_at() or work.now))
+                return
+            async with self.limits[note.channel]:
+                started = time.perf_counter()
+                try:
+                    result = await self.channels[note.channel].send(render(note))
+                except TemplateError as exc:
+                    result = TryResult(Outcome.FAILED, None, str(exc))
+                duration = int((time.perf_counter() - started) * 1000)
+            breaker.record(result.outcome, self.now())
+        if breaker.is_open and result.outcome is Outcome.RETRY:
+            log.warning("circuit of %s is open after %d failed tries in a row", endpoint, breaker.failures)
+        work.tried.append(_Tried(note, result, self.now(), duration))
+
+    def _endpoint(self, note: Outgoing) -> str:
+        if note.channel == NotificationChannel.WEBHOOK.value and note.webhook_url:
+            return "webhook " + note.webhook_url.split("?", 1)[0]  # one breaker per endpoint URL
+        return note.channel
+
+    # --- loading -------------------------------------------------------------------------------
+
+    async def _outgoing(self, conn: asyncpg.Connection, rows: list[asyncpg.Record], now: datetime) -> list[Outgoing]:
+        customer_ids = sorted({r["customer_id"] for r in rows})
+        customers = {r["customer_id"]: r for r in await conn.fetch(queries.SELECT_CUSTOMERS, customer_ids)}
+        secrets: dict[str, list[Secret]] = {}
+        for r in await conn.fetch(queries.ACTIVE_SECRETS, customer_ids, now):
+            secrets.setdefault(r["customer_id"], []).append(Secret(r["secret"]))
+        last = {
+            r["notification_id"]: r["attempt"]
+            for r in await conn.fetch(queries.LAST_ATTEMPTS, [r["notification_id"] for r in rows])
+        }
+        notes = []
+        for r in rows:
+            c: dict[str, Any] = dict(customers.get(r["customer_id"]) or {})
+            notes.append(
+                Outgoing(
+                    notification_id=r["notification_id"],
+                    kind=r["kind"],
+                    channel=r["channel"],
+                    language=r["language"],
+                    body=r["body"],
+                    customer_id=r["customer_id"],
+                    shipment_id=r["shipment_id"],
+                    created_at=r["created_at"],
+                    attempts=r["attempts"],
+                    attempt_number=(last.get(r["notification_id"]) or 0) + 1,
+                    customer_name=c.get("name"),
+                    email=c.get("email"),
+                    phone=c.get("phone"),
+                    webhook_url=c.get("webhook_url"),
+                    webhook_disabled=bool(c.get("webhook_disabled")),
+                    timezone=c.get("timezone"),
+                    quiet_hours=c.get("quiet_hours"),
+                    secrets=tuple(secrets.get(r["customer_id"], ())),
+                    extra={"tier": c.get("tier") or CustomerTier.STANDARD.value},
+                )
+            )
+        return notes
+
+    async def _latest_milestones(self, conn: asyncpg.Connection, notes: list[Outgoing]) -> dict[str, int]:
+        shipments = sorted({n.shipment_id for n in notes if n.shipment_id})
+        if not shipments:
+            return {}
+        return {r["shipment_id"]: r["rank"] for r in await conn.fetch(queries.LATEST_MILESTONES, shipments)}
+
+    # --- consequences --------------------------------------------------------------------------
+
+    def _customer(self, note: Outgoing) -> CustomerInfo:
+        return CustomerInfo(
+            note.customer_id,
+            CustomerTier(note.extra.get("tier", "standard")),
+            Language(note.language),
+            NotificationChannel(note.channel),
+        )
+
+    def _call_back_task(self, note: Outgoing, now: datetime) -> TaskDecision:
+        rendered = render(note)
+        # customer=None: a call-back is routine work of the call centre, not raised for key accounts
+        tasks, _ = timer_task_and_alert(
+            self.rules,
+            timer=CALL_BACK_TIMER,
+            subject=note.notification_id,
+            key="1",
+            due=now,
+            now=now,
+            department=Department.CALL_CENTRE.value,
+            kind=CALL_BACK_TIMER,
+            severity=Severity.P3,
+            title=f"Call back customer {note.customer_id}: {note.kind.replace('_', ' ')}",
+            queue=Queue.ESCALATIONS,
+            shipment_id=note.shipment_id,
+            customer=None,
+            summary="",
+            details={
+                "notification_id": note.notification_id,
+                "customer_id": note.customer_id,
+                "script": rendered.text,
+                "language": note.language,
+            },
+        )
+        return tasks[0]._replace(customer_id=note.customer_id)
+
+    def _failure(self, tried: _Tried, work: _Round) -> None:
+        note = tried.note
+        tasks, alert = timer_task_and_alert(
+            self.rules,
+            timer=FAILED_TIMER,
+            subject=note.notification_id,
+            key=str(note.attempt_number),
+            due=tried.at,
+            now=work.now,
+            department=Department.CALL_CENTRE.value,
+            kind=FAILED_TIMER,
+            severity=Severity.P3,
+            title=f"Reach customer {note.customer_id} another way: {note.kind} by {note.channel} could not be sent",
+            queue=Queue.ESCALATIONS,
+            shipment_id=note.shipment_id,
+            customer=self._customer(note),
+            summary=f"notification failed: {note.kind} to customer {note.customer_id} by {note.channel} "
+            f"({tried.result.error or 'no answer'})"[:300],
+            details={
+                "notification_id": note.notification_id,
+                "channel": note.channel,
+                "error": tried.result.error,
+                "status_code": tried.result.status_code,
+            },
+            alert_kind=FAILED_TIMER,
+        )
+        work.tasks += tasks
+        if alert is not None:
+            work.alerts.append(alert)
+
+    async def _record(self, conn: asyncpg.Connection, work: _Round, report: RoundReport) -> None:
+        sent, retry, failed = [], [], []
+        for tried in work.tried:
+            outcome = tried.result.outcome
+            if outcome is Outcome.RETRY:
+                at = next_try(tried.note.attempts + 1, tried.at, self.jitter(), tried.result.retry_after)
+                if at is None:
+                    outcome = Outcome.FAILED
+                    tried = replace(
+                        tried,
+                        result=tried.result._replace(
+                            outcome=Outcome.FAILED,
+                            error=f"{tried.result.error}; no more tries after {tried.note.attempts + 1}",
+                        ),
+                    )
+                else:
+                    retry.append((tried, at))
+                    report.retried[tried.note.channel] += 1
+            if outcome is Outcome.SENT:
+                sent.append(tried)
+                report.sent[tried.note.channel] += 1
+            elif outcome is Outcome.FAILED:
+                failed.append(tried)
+                report.failed[tried.note.channel] += 1
+                self._failure(tried, work)
+        await conn.execute(
+            queries.RECORD_ATTEMPTS,
+            *_columns(
+                [
+                    (
+                        t.note.notification_id,
+                        t.note.attempt_number,
+                        t.at,
+                        t.result.outcome.value,
+                        t.result.status_code,
+                        t.result.error,
+                        t.duration_ms,
+                    )
+                    for t in [*sent, *(r for r, _ in retry), *failed]
+                ],
+                7,
+            ),
+        )
+        await conn.execute(queries.MARK_SENT, *_columns([(t.note.notification_id, t.at) for t in sent], 2))
+        await conn.execute(
+            queries.MARK_RETRY, *_columns([(t.note.notification_id, at, t.result.error) for t, at in retry], 3)
+        )
+        await conn.execute(
+            queries.MARK_FAILED, *_columns([(t.note.notification_id, t.at, t.result.error) for t in failed], 3)
+        )
+        gone = sorted({t.note.customer_id for t in failed if t.result.disable_webhook})
+        if gone:
+            await conn.execute(queries.DISABLE_WEBHOOKS, gone, work.now)
+        await conn.execute(queries.MARK_SUPPRESSED, [n.notification_id for n in work.suppressed], work.now)
+        await conn.execute(queries.POSTPONE, *_columns([(n.notification_id, at) for n, at in work.postponed], 2))
+        if work.calls:
+            await conn.execute(
+                queries.PARK_FOR_CALL, *_columns([(n.notification_id, t.task_id) for n, t in work.calls], 2)
+            )
+        new_tasks = work.tasks + [t for _, t in work.calls]
+        await write_tasks(
+            conn, new_tasks, [TaskEvent(t.task_id, work.now, "created", {"rule": t.rule}) for t in new_tasks]
+        )
+        await write_alerts(conn, work.alerts, self.destinations)
+        for note in work.suppressed:
+            report.suppressed[note.channel] += 1
+        for note, _ in work.postponed:
+            report.waiting[note.channel] += 1
+        for note, _ in work.calls:
+            report.calling[note.channel] += 1
+
+    async def _close_calls(self, conn: asyncpg.Connection, now: datetime, report: RoundReport) -> None:
+        """A call-back task done delivered its notice; cancelled, it did not (failed, with an alert)."""
+        rows = await conn.fetch(queries.CALLS_CLOSED, self.settings.dispatch_batch)
+        if not rows:
+            return
+        work = _Round(now)
+        for r in rows:
+            note = Outgoing(
+                r["notification_id"],
+                r["kind"],
+                NotificationChannel.PHONE.value,
+                Language.ZH.value,
+                "",
+                r["customer_id"],
+                r["shipment_id"],
+                now,
+                0,
+                1,
+            )
+            result = (
+                TryResult(Outcome.SENT, None, None)
+                if r["status"] == "done"
+                else TryResult(
+                    Outcome.FAILED, None, f"the call-back task was cancelled by {r['resolved_by'] or 'someone'}"
+                )
+            )
+            work.tried.append(_Tried(note, result, r["resolved_at"] or now, 0))
+        async with conn.transaction():
+            await self._record(conn, work, report)
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as the columns unnest() takes (empty columns for no rows)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
