@@ -285,13 +285,15 @@ async def test_claim_then_resolve_records_who_and_when(desk: Desk):
     )
 
     assert (await hub_cli(desk, "tasks", "claim", task_id, "--by", "zoe")).exit_code == 0
-    claimed = await hub_cli(desk, "tasks", "claim", task_id, "--by", "alice")
-    assert claimed.exit_code == 0 and "claimed by zoe" in claimed.stdout  # a hand-over is pointed out
+    held = await hub_cli(desk, "tasks", "claim", task_id, "--by", "alice")
+    assert held.exit_code == 1 and "held by zoe" in held.stderr  # a held task is taken over only on purpose
+    claimed = await hub_cli(desk, "tasks", "claim", task_id, "--by", "alice", "--take-over")
+    assert claimed.exit_code == 0 and "took it over from zoe" in claimed.stdout  # a hand-over is pointed out
     [row] = await _fetch(desk.dsn, select, uuid.UUID(task_id))
     assert (row["status"], row["claimed_by"], row["resolved_by"]) == ("in_progress", "alice", None)
     assert abs(row["claimed_at"] - datetime.now(UTC)) < timedelta(minutes=1)
 
-    resolved = await hub_cli(desk, "tasks", "resolve", task_id, "--by", "bob")
+    resolved = await hub_cli(desk, "tasks", "resolve", task_id, "--by", "bob", "--resolution", "carrier re-routed")
     assert resolved.exit_code == 0, resolved.output
     [row] = await _fetch(desk.dsn, select, uuid.UUID(task_id))
     assert (row["status"], row["claimed_by"], row["resolved_by"]) == ("done", "alice", "bob")
@@ -308,10 +310,11 @@ async def test_claim_then_resolve_records_who_and_when(desk: Desk):
 
 async def test_resolve_cancel(desk: Desk):
     task_id = await _task_id(desk, "complaints")
-    assert (await hub_cli(desk, "tasks", "resolve", task_id, "--by", "dave", "--cancel")).exit_code == 0
+    cancelled = await hub_cli(desk, "tasks", "resolve", task_id, "--by", "dave", "--cancel", "--resolution", "dup")
+    assert cancelled.exit_code == 0, cancelled.output
     task = _json(await hub_cli(desk, "tasks", "show", task_id, "--json"))
     assert (task["status"], task["resolved_by"]) == ("cancelled", "dave")
-    again = await hub_cli(desk, "tasks", "resolve", task_id, "--by", "dave")
+    again = await hub_cli(desk, "tasks", "resolve", task_id, "--by", "dave", "--resolution", "done after all")
     assert again.exit_code == 1 and "already cancelled" in again.stderr
 
 
