@@ -182,7 +182,7 @@ async def test_a_task_resolved_before_due_is_never_breached(clockwork: Clockwork
     result = await asyncio.to_thread(
         CliRunner().invoke,
         app,
-        ["tasks", "resolve", str(task["task_id"]), "--by", "amy"],
+        ["tasks", "resolve", str(task["task_id"]), "--by", "amy", "--resolution", "called the customer back"],
         env=clockwork.settings.child_environment(),
     )
     assert result.exit_code == 0, result.output
