@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     dispatch_lease_s: float = Field(
         120, ge=15, description="A claimed notification returns to the queue after this long if its hub died"
     )
+    dispatch_retry_scale: float = Field(
+        1.0, gt=0, le=1, description="Shrinks the retry schedule for drills and tests (1: the contract's schedule)"
+    )
     breaker_failures: int = Field(5, ge=1, description="Failed tries in a row that open an endpoint's circuit")
     breaker_open_s: float = Field(60, gt=0, description="How long an open circuit holds its endpoint's notices")
     smtp_host: str | None = Field(None, description="SMTP relay for e-mail notifications")

@@ -102,14 +102,17 @@ def parse_retry_after(value: str | None) -> timedelta | None:
 # --- when to try again ---------------------------------------------------------------------------
 
 
-def next_try(tries: int, now: datetime, jitter: float, retry_after: timedelta | None = None) -> datetime | None:
+def next_try(
+    tries: int, now: datetime, jitter: float, retry_after: timedelta | None = None, scale: float = 1.0
+) -> datetime | None:
     """After `tries` failed tries (1 = the first), when to try again; None: the schedule is over.
 
     `jitter` in [-1, 1] spreads the wait by up to +-10 %; a Retry-After longer than the wait wins.
+    `scale` shrinks the schedule for drills and tests (HUB_DISPATCH_RETRY_SCALE); 1 in production.
     """
     if tries > len(RETRY_SCHEDULE):
         return None
-    wait = RETRY_SCHEDULE[tries - 1] * (1 + JITTER * max(-1.0, min(1.0, jitter)))
+    wait = RETRY_SCHEDULE[tries - 1] * scale * (1 + JITTER * max(-1.0, min(1.0, jitter)))
     if retry_after is not None and retry_after > wait:
         wait = retry_after
     return now + wait

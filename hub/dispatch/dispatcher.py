@@ -344,7 +344,13 @@ class Dispatcher:
         for tried in work.tried:
             outcome = tried.result.outcome
             if outcome is Outcome.RETRY:
-                at = next_try(tried.note.attempts + 1, tried.at, self.jitter(), tried.result.retry_after)
+                at = next_try(
+                    tried.note.attempts + 1,
+                    tried.at,
+                    self.jitter(),
+                    tried.result.retry_after,
+                    self.settings.dispatch_retry_scale,
+                )
                 if at is None:
                     outcome = Outcome.FAILED
                     tried = replace(
