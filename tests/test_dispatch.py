@@ -434,3 +434,40 @@ async def test_secrets_never_reach_logs_or_reprs(conn, peers, dispatcher, caplog
     )
     assert key not in caplog.text and all(key not in (r[0] or "") for r in rows)
     assert key not in repr(dispatcher.settings)
+
+
+# --- through hub run --------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("database_url")
+async def test_an_event_through_hub_run_reaches_the_customers_webhook(hub_settings, peers):
+    from tests.support import publish, running_hub, shipment_event, wait_until
+
+    _, http, secrets = peers
+    settings = hub_settings.model_copy(update={"dispatch_enabled": True, "webhook_insecure_hosts": "127.0.0.1"})
+    async with running_hub(settings):
+        conn = await asyncpg.connect(settings.dsn)
+        try:
+            await customer(conn, "C-LIVE", "webhook", webhook_url=http.url("/live"), language="en")
+            secrets["/live"] = [await create_webhook_secret(conn, "C-LIVE", rotate=False)]
+            event = shipment_event("S-LIVE", "exception", 0, customer_id="C-LIVE", exception={"code": "damaged"})
+            await publish(settings, shipments=[event])
+
+            async def delivered() -> bool:
+                return bool(http.to("/live"))
+
+            await wait_until(delivered, what="the damage notice at the customer's webhook")
+            [request] = http.to("/live")
+            assert request.verified is True
+            body = orjson.loads(request.body)
+            assert (body["kind"], body["shipment_id"], body["language"]) == ("exception", "S-LIVE", "en")
+
+            async def recorded() -> bool:
+                return (
+                    await conn.fetchval("SELECT status FROM customer_notifications WHERE shipment_id = 'S-LIVE'")
+                    == "sent"
+                )
+
+            await wait_until(recorded, what="the notice recorded as sent")
+        finally:
+            await conn.close()
