@@ -19,6 +19,7 @@ import sys
 import urllib.request
 import uuid
 import zipfile
+from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -201,6 +202,7 @@ async def exported() -> dict[str, set[str]]:
     settings = Settings(_env_file=None, http_host="127.0.0.1", http_port=free_port())
     observability = Observability(settings)
     observability.metrics.set_lags({TopicPartition(settings.topic_call_logs, 0): 0})  # so the lag series exists
+    observability.metrics.set_tasks([])  # so the task gauges exist (0 for every department and severity)
     await observability.start(HubRuntime(settings))  # serving only: no broker, no Postgres needed
     try:
         opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -219,9 +221,15 @@ def _dashboard() -> dict:
     return json.loads((DEPLOY / "grafana" / "dashboards" / "hub.json").read_text())
 
 
+def _graphs() -> list[dict]:
+    """The panels that query something (rows only group them)."""
+    return [p for p in _dashboard()["panels"] if p["type"] != "row"]
+
+
 def test_dashboard_queries_only_metrics_the_hub_exports(exported: dict[str, set[str]]):
     prometheus_own = {"up"}  # the one series Prometheus adds per scrape target
-    for panel in _dashboard()["panels"]:
+    for panel in _graphs():
+        assert panel["targets"], f"panel {panel['title']!r} queries nothing"
         for target in panel["targets"]:
             used = promql_metric_names(target["expr"])
             assert used, f"panel {panel['title']!r}: no metric found in {target['expr']!r}"
@@ -233,7 +241,7 @@ def test_dashboard_queries_only_metrics_the_hub_exports(exported: dict[str, set[
 
 
 def test_dashboard_shows_what_operations_watch():
-    exprs = " ".join(t["expr"] for p in _dashboard()["panels"] for t in p["targets"])
+    exprs = " ".join(t["expr"] for p in _graphs() for t in p["targets"])
     for metric in (
         "hub_events_total",
         "hub_consumer_lag",
@@ -248,12 +256,38 @@ def test_dashboard_shows_what_operations_watch():
     assert "sum by (severity)" in exprs and "sum by (reason)" in exprs
 
 
+def test_dashboard_has_an_sla_row_with_tasks_escalations_and_the_clock():
+    panels = _dashboard()["panels"]
+    row = next(p for p in panels if p["type"] == "row" and p["title"] == "SLA")
+    below = [p for p in panels if p["gridPos"]["y"] > row["gridPos"]["y"]]
+    assert below and all(p["type"] != "row" for p in below)  # everything under it belongs to the SLA row
+    assert all(p["gridPos"]["y"] < row["gridPos"]["y"] for p in panels if p not in below and p is not row)
+    queries = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in below}
+    expected = {
+        "Open tasks by department": "sum by (department) (max by (department, severity) (hub_tasks_open))",
+        "Overdue tasks by department and severity": "max by (department, severity) (hub_tasks_overdue)",
+        "Escalations by level": "max by (level) (hub_tasks_escalated)",
+        "Timers fired by kind": "sum by (timer) (rate(hub_clock_timers_fired_total[",
+        "Clock lag": "hub_clock_lag_seconds and on (instance) hub_clock_leader == 1",
+        "Clock tick duration p95": "histogram_quantile(0.95, sum by (le) (rate(hub_clock_tick_seconds_bucket[",
+        "P1 tasks past due": 'hub_tasks_overdue{severity="P1"}',
+        "Clock leaders": "sum(hub_clock_leader)",
+    }
+    for title, query in expected.items():
+        assert query in queries.get(title, ""), f"SLA row: {title!r} should query {query!r}"
+    for row_y in {p["gridPos"]["y"] for p in below}:  # no overlaps, nothing past the 24 columns
+        spans = sorted(
+            (p["gridPos"]["x"], p["gridPos"]["x"] + p["gridPos"]["w"]) for p in below if p["gridPos"]["y"] == row_y
+        )
+        assert all(a[1] <= b[0] for a, b in pairwise(spans)) and spans[-1][1] <= 24
+
+
 def test_dashboard_uses_the_provisioned_datasource():
     provisioned = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yaml").read_text())
     uid = provisioned["datasources"][0]["uid"]
     dashboard = _dashboard()
     assert len({p["id"] for p in dashboard["panels"]}) == len(dashboard["panels"])
-    for panel in dashboard["panels"]:
+    for panel in _graphs():
         assert panel["datasource"]["uid"] == uid
         assert all(t["datasource"]["uid"] == uid for t in panel["targets"])
     provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/hub.yaml").read_text())["providers"][0]
@@ -267,6 +301,309 @@ def test_promql_metric_name_extraction():
     )
     assert promql_metric_names(expr) == {"hub_batch_seconds_bucket", "up"}
     assert promql_grouping_labels(expr) == {"le", "stream", "replica"}
+
+
+# ------------------------------------------------------------------------------- alerting rules
+
+RULES = DEPLOY / "prometheus-rules.yml"
+RULES_CONFIGMAP = DEPLOY / "k8s" / "prometheus-rules.yaml"
+RULES_KEY = "hub-rules.yml"
+# Named by a rule before the hub exports it: dispatch (the next issue) adds it; until then the
+# rule has no data and never fires.
+NOT_YET_EXPORTED = {"hub_dispatch_lag_seconds"}
+RULE_KEYS = {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+
+
+def _rules() -> dict[str, dict]:
+    return {rule["alert"]: rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]}
+
+
+def rules_configmap_text() -> str:
+    """deploy/k8s/prometheus-rules.yaml as it must read: the rule file, verbatim, in a ConfigMap."""
+    body = "".join(f"    {line}" if line.strip() else "\n" for line in RULES.read_text().splitlines(keepends=True))
+    return (
+        "# deploy/prometheus-rules.yml for a Prometheus in the cluster: mount this ConfigMap (e.g. at\n"
+        "# /etc/prometheus/rules) and list the file in `rule_files`. Generated; edit the rule file, then run\n"
+        "#   python -c 'import tests.test_deploy_files as t; t.write_rules_configmap()'\n"
+        "apiVersion: v1\n"
+        "kind: ConfigMap\n"
+        "metadata:\n"
+        "  name: hub-prometheus-rules\n"
+        "  labels:\n"
+        "    app.kubernetes.io/name: logistics-hub\n"
+        "    app.kubernetes.io/component: monitoring\n"
+        "data:\n"
+        f"  {RULES_KEY}: |\n{body}"
+    )
+
+
+def write_rules_configmap() -> None:
+    RULES_CONFIGMAP.write_text(rules_configmap_text())
+
+
+def test_alerting_rules_are_loaded_by_the_compose_prometheus_and_shipped_for_kubernetes(compose: dict):
+    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
+    mounts = {
+        v["target"]: Path(v["source"]) for v in compose["services"]["prometheus"]["volumes"] if v["type"] == "bind"
+    }
+    loaded = [target for target, source in mounts.items() if source == RULES]
+    assert loaded and config["rule_files"] == loaded, "prometheus.yml must load the mounted rule file"
+    assert RULES_CONFIGMAP.read_text() == rules_configmap_text(), (
+        "k8s/prometheus-rules.yaml differs from prometheus-rules.yml: "
+        "python -c 'import tests.test_deploy_files as t; t.write_rules_configmap()'"
+    )
+    shipped = _k8s("ConfigMap", "hub-prometheus-rules")["data"][RULES_KEY]
+    assert yaml.safe_load(shipped) == yaml.safe_load(RULES.read_text())
+
+
+def test_alerting_rules_cover_the_sla_the_clock_and_the_backlogs_and_say_what_to_do():
+    rules = _rules()
+    assert {
+        "HubP1PastDue",
+        "HubNoClockLeader",
+        "HubClockLagging",
+        "HubClockStalled",
+        "HubDown",
+        "HubOutboxBacklog",
+        "HubConsumerLagging",
+        "HubDeadLetters",
+        "HubDispatchBacklog",
+    } == set(rules)
+    for name, rule in rules.items():
+        assert not set(rule) - RULE_KEYS, f"{name}: unknown keys {set(rule) - RULE_KEYS}"
+        assert re.fullmatch(r"Hub[A-Z]\w+", name)
+        assert rule["labels"]["severity"] in {"critical", "warning"}, name
+        assert "for" not in rule or re.fullmatch(r"\d+[smh]", rule["for"]), name
+        summary, description = rule["annotations"]["summary"], rule["annotations"]["description"]
+        assert summary and "\n" not in summary and len(description) > 150, name
+        # runbook-style: each names at least one command to run
+        assert re.search(r"`(hub|kubectl|docker) [^`]+`", description), f"{name}: no command in its description"
+    for name in ("HubP1PastDue", "HubNoClockLeader", "HubClockLagging", "HubDeadLetters"):
+        assert "`hub " in rules[name]["annotations"]["description"], name
+    assert 'severity="P1"' in rules["HubP1PastDue"]["expr"] and "hub_tasks_overdue" in rules["HubP1PastDue"]["expr"]
+
+
+def test_alerting_rules_query_only_metrics_the_hub_exports(exported: dict[str, set[str]]):
+    for name, rule in _rules().items():
+        used = promql_metric_names(rule["expr"])
+        assert used, f"{name}: no metric found in {rule['expr']!r}"
+        unknown = used - set(exported) - NOT_YET_EXPORTED
+        assert not unknown, f"rule {name} queries {unknown}, not exported by the hub"
+        labels = set().union(*(exported.get(m, set()) for m in used)) | {"le", "job", "replica", "instance"}
+        missing = (promql_grouping_labels(rule["expr"]) | promql_matcher_labels(rule["expr"])) - labels
+        if not used & NOT_YET_EXPORTED:
+            assert not missing, f"rule {name} uses labels {missing}, which {used} do not carry"
+
+
+def promql_matcher_labels(expr: str) -> set[str]:
+    """Label names inside selectors' braces: `m{a="x", b!~"y"}` -> {a, b}."""
+    return {
+        name
+        for matchers in re.findall(r"\{([^}]*)\}", expr)
+        for name in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", matchers)
+    }
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    if not found:
+        pytest.skip("promtool not installed (Debian: apt-get install --no-install-recommends prometheus)")
+    return found
+
+
+def test_alerting_rules_pass_promtool_check():
+    result = subprocess.run([_promtool(), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_queries_parse_as_promql(tmp_path: Path):
+    """Each panel's query, as a recording rule ($__rate_interval as 1m), through promtool's parser."""
+    promtool = _promtool()
+    records = [
+        {"record": f"panel_{panel['id']}_{target['refId']}", "expr": target["expr"].replace("$__rate_interval", "1m")}
+        for panel in _graphs()
+        for target in panel["targets"]
+    ]
+    (tmp_path / "panels.yml").write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": records}]}))
+    result = subprocess.run([promtool, "check", "rules", "panels.yml"], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# promtool unit tests: series every minute (a x b = a for b more minutes; _ = no sample), and
+# which alerts fire when. Annotations are stripped from the copy of the rules tested here (their
+# templates are checked by `promtool check rules` above).
+RULE_SCENARIOS = """
+evaluation_interval: 1m
+tests:
+  - name: a P1 task past due fires per department once it stays overdue 5 minutes; P2 never
+    interval: 1m
+    input_series:
+      - series: 'hub_tasks_overdue{department="claims", severity="P1", instance="a"}'
+        values: '0 0 1x20'
+      - series: 'hub_tasks_overdue{department="claims", severity="P1", instance="b"}'
+        values: '0 0 1x20'
+      - series: 'hub_tasks_overdue{department="warehouse", severity="P2", instance="a"}'
+        values: '5x22'
+    alert_rule_test:
+      - {eval_time: 5m, alertname: HubP1PastDue, exp_alerts: []}
+      - eval_time: 8m
+        alertname: HubP1PastDue
+        exp_alerts:
+          - exp_labels: {severity: critical, task_severity: P1, department: claims}
+
+  - name: no replica leads the clock for 5 minutes; a standby taking over clears it
+    interval: 1m
+    input_series:
+      - series: 'hub_clock_leader{instance="a"}'
+        values: '1 1 0x20'
+      - series: 'hub_clock_leader{instance="b"}'
+        values: '0x15 1x6'
+    alert_rule_test:
+      - {eval_time: 5m, alertname: HubNoClockLeader, exp_alerts: []}
+      - eval_time: 9m
+        alertname: HubNoClockLeader
+        exp_alerts:
+          - exp_labels: {severity: critical}
+      - {eval_time: 17m, alertname: HubNoClockLeader, exp_alerts: []}
+      - {eval_time: 9m, alertname: HubDown, exp_alerts: []}
+
+  - name: the leader's lag counts, a former leader's stale reading does not
+    interval: 1m
+    input_series:
+      - series: 'hub_clock_leader{instance="a"}'
+        values: '1x20'
+      - series: 'hub_clock_lag_seconds{instance="a"}'
+        values: '2 2 120x18'
+      - series: 'hub_clock_leader{instance="b"}'
+        values: '0x20'
+      - series: 'hub_clock_lag_seconds{instance="b"}'
+        values: '900x20'
+      - series: 'hub_clock_tick_seconds_count{instance="a"}'
+        values: '0+12x20'
+    alert_rule_test:
+      - {eval_time: 1m, alertname: HubClockLagging, exp_alerts: []}
+      - {eval_time: 4m, alertname: HubClockLagging, exp_alerts: []}
+      - eval_time: 8m
+        alertname: HubClockLagging
+        exp_alerts:
+          - exp_labels: {severity: warning}
+      - {eval_time: 15m, alertname: HubClockStalled, exp_alerts: []}
+
+  - name: a stale lag alone, with another replica leading on time, stays quiet
+    interval: 1m
+    input_series:
+      - series: 'hub_clock_leader{instance="a"}'
+        values: '0x20'
+      - series: 'hub_clock_lag_seconds{instance="a"}'
+        values: '900x20'
+      - series: 'hub_clock_leader{instance="b"}'
+        values: '1x20'
+      - series: 'hub_clock_lag_seconds{instance="b"}'
+        values: '1x20'
+    alert_rule_test:
+      - {eval_time: 15m, alertname: HubClockLagging, exp_alerts: []}
+
+  - name: a leader that stops finishing ticks
+    interval: 1m
+    input_series:
+      - series: 'hub_clock_leader{instance="a"}'
+        values: '1x30'
+      - series: 'hub_clock_tick_seconds_count{instance="a"}'
+        values: '0+12x5 60x25'
+    alert_rule_test:
+      - {eval_time: 5m, alertname: HubClockStalled, exp_alerts: []}
+      - {eval_time: 12m, alertname: HubClockStalled, exp_alerts: []}
+      - eval_time: 20m
+        alertname: HubClockStalled
+        exp_alerts:
+          - exp_labels: {severity: critical}
+
+  - name: no replica scraped at all
+    interval: 1m
+    input_series:
+      - series: 'hub_clock_leader{instance="a"}'
+        values: '1 1 1'
+    alert_rule_test:
+      - {eval_time: 2m, alertname: HubDown, exp_alerts: []}
+      - eval_time: 12m
+        alertname: HubDown
+        exp_alerts:
+          - exp_labels: {severity: critical}
+
+  - name: outbox rows older than 5 minutes for 2 minutes
+    interval: 1m
+    input_series:
+      - series: 'hub_outbox_oldest_age_seconds{instance="a"}'
+        values: '0 30 0 60+60x10'
+      - series: 'hub_outbox_oldest_age_seconds{instance="b"}'
+        values: '0 30 0 60+60x10'
+    alert_rule_test:
+      - {eval_time: 7m, alertname: HubOutboxBacklog, exp_alerts: []}
+      - eval_time: 10m
+        alertname: HubOutboxBacklog
+        exp_alerts:
+          - exp_labels: {severity: critical}
+
+  - name: consumer lag summed over partitions per topic, for 10 minutes
+    interval: 1m
+    input_series:
+      - series: 'hub_consumer_lag{topic="shipment.events", partition="0", instance="a"}'
+        values: '6000x20'
+      - series: 'hub_consumer_lag{topic="shipment.events", partition="1", instance="b"}'
+        values: '6000x20'
+      - series: 'hub_consumer_lag{topic="call.logs", partition="0", instance="a"}'
+        values: '9000x20'
+    alert_rule_test:
+      - {eval_time: 5m, alertname: HubConsumerLagging, exp_alerts: []}
+      - eval_time: 12m
+        alertname: HubConsumerLagging
+        exp_alerts:
+          - exp_labels: {severity: warning, topic: shipment.events}
+
+  - name: dead letters in the last 15 minutes, by reason
+    interval: 1m
+    input_series:
+      - series: 'hub_dead_letters_total{reason="invalid_json", instance="a"}'
+        values: '0x5 1x30'
+      - series: 'hub_dead_letters_total{reason="oversized", instance="a"}'
+        values: '0x35'
+    alert_rule_test:
+      - {eval_time: 4m, alertname: HubDeadLetters, exp_alerts: []}
+      - eval_time: 10m
+        alertname: HubDeadLetters
+        exp_alerts:
+          - exp_labels: {severity: warning, reason: invalid_json}
+      - {eval_time: 30m, alertname: HubDeadLetters, exp_alerts: []}
+
+  - name: dispatch backlog, once dispatch exports its lag
+    interval: 1m
+    input_series:
+      - series: 'hub_dispatch_lag_seconds{instance="a"}'
+        values: '0 0 700x15'
+    alert_rule_test:
+      - {eval_time: 4m, alertname: HubDispatchBacklog, exp_alerts: []}
+      - eval_time: 9m
+        alertname: HubDispatchBacklog
+        exp_alerts:
+          - exp_labels: {severity: warning}
+"""
+
+
+def test_alerting_rules_fire_when_they_should_and_only_then(tmp_path: Path):
+    promtool = _promtool()
+    document = yaml.safe_load(RULES.read_text())
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(document))
+    scenarios = yaml.safe_load(RULE_SCENARIOS)
+    tested = {case["alertname"] for test in scenarios["tests"] for case in test["alert_rule_test"]}
+    assert tested == set(_rules()), f"rules without a scenario: {set(_rules()) - tested}"
+    (tmp_path / "scenarios.yml").write_text(yaml.safe_dump({"rule_files": ["rules.yml"], **scenarios}))
+    result = subprocess.run(
+        [promtool, "test", "rules", "scenarios.yml"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 # --------------------------------------------------------------------------------------- kubernetes

@@ -18,13 +18,16 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from prometheus_client.parser import text_string_to_metric_families
 
+from hub.clock.engine import TickReport
 from hub.config import Settings
+from hub.core.clock import Firing, Timer
 from hub.dev.embedded import free_port
 from hub.kafka import aiokafka_kwargs, ensure_topics
 from hub.migrate import apply_migrations
 from hub.observability import EndpointUnavailable, Observability, readiness
 from hub.runtime import HubRuntime
 from producers.feeds import CallCentreFeed, CarrierFeed, WarehouseFeed
+from schemas.enums import Department, Severity
 
 WAIT_S = 60  # Tansu's group join alone takes ~5 s; the box is shared
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -373,3 +376,99 @@ async def test_outbox_gauges_read_the_backlog_and_its_age(database_url: str):
     }
     assert value(samples, "hub_outbox_backlog") == 2
     assert 90 <= value(samples, "hub_outbox_oldest_age_seconds") < 90 + WAIT_S
+
+
+# ------------------------------------------------------------------------------------- clock and SLA
+
+
+def _samples(observability: Observability) -> dict[tuple[str, frozenset], float]:
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(observability.metrics.render().decode())
+        for s in family.samples
+    }
+
+
+def test_clock_metrics_count_timers_by_kind_and_keep_the_last_lag():
+    observability = Observability(Settings(_env_file=None, http_port=0))
+    before = _samples(observability)
+    for timer in Timer:  # every kind is there from the start, at 0: rate() sees 0, not "no data"
+        assert ("hub_clock_timers_fired_total", frozenset({("timer", timer.value)})) in before
+    assert value(before, "hub_clock_leader") == 0 and value(before, "hub_clock_lag_seconds") == 0
+
+    def firing(timer: Timer, key: str) -> Firing:
+        return Firing(timer, "task-1", key, T0, T0 + timedelta(minutes=3), "no personal data")
+
+    observability.on_tick(
+        TickReport(
+            now=T0,
+            fired=[firing(Timer.SLA_BREACH, "1"), firing(Timer.SLA_BREACH, "2"), firing(Timer.SLA_WARNING, "0")],
+            lag_s=180.0,
+            duration_s=0.02,
+        )
+    )
+    observability.on_tick(TickReport(now=T0 + timedelta(seconds=5), lag_s=2.5, duration_s=0.004))
+    after = _samples(observability)
+    assert value(after, "hub_clock_timers_fired_total", timer="sla_breach") == 2
+    assert value(after, "hub_clock_timers_fired_total", timer="sla_warning") == 1
+    assert value(after, "hub_clock_timers_fired_total", timer="stale_shipment") == 0
+    assert value(after, "hub_clock_lag_seconds") == 2.5  # the last tick's, not the worst
+    assert value(after, "hub_clock_tick_seconds_count") == 2
+    assert value(after, "hub_clock_tick_seconds_bucket", le="0.005") == 1
+
+
+def _task_row(department: str, severity: str, status: str, due_in: timedelta, level: int) -> tuple:
+    return (uuid.uuid4(), department, severity, status, due_in, level, f"event-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.mark.postgres
+async def test_task_gauges_read_open_overdue_and_escalated_tasks_by_department_and_severity(database_url: str):
+    settings = Settings(_env_file=None, database_url=database_url, http_port=0)
+    await apply_migrations(database_url)
+    rows = [
+        _task_row("claims", "P1", "open", timedelta(hours=-3), 2),  # breached, escalated to the manager
+        _task_row("claims", "P1", "in_progress", timedelta(hours=1), 0),
+        _task_row("warehouse", "P2", "open", timedelta(minutes=-10), 1),  # breached, with the supervisor
+        _task_row("warehouse", "P2", "done", timedelta(hours=-5), 2),  # closed: counts nowhere
+        _task_row("complaints", "P3", "cancelled", timedelta(hours=-5), 0),
+    ]
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        await pool.executemany(
+            "INSERT INTO coordination_tasks (task_id, department, kind, severity, status, title, due_at, "
+            "source_event_id, rule, opened_at, warn_at, escalate_at, escalation_level) "
+            "VALUES ($1, $2, 'claim', $3, $4, 'a task', now() + $5::interval, $7, 'test', "
+            "now() - interval '1 day', now() - interval '1 day', now() + $5::interval + interval '1 hour', $6)",
+            rows,
+        )
+        observability = Observability(settings)
+        leading = SimpleNamespace(leading=True)
+        await observability.start(SimpleNamespace(consumer=None, pool=pool, settings=settings, scheduler=leading))
+        try:
+            await observability.refresh()
+            samples = _samples(observability)
+            await pool.execute("UPDATE coordination_tasks SET status = 'done' WHERE status IN ('open', 'in_progress')")
+            leading.leading = False  # another replica took the clock over
+            await observability.refresh()
+            cleared = _samples(observability)
+        finally:
+            await observability.stop()
+    finally:
+        await pool.close()
+
+    assert value(samples, "hub_tasks_open", department="claims", severity="P1") == 2
+    assert value(samples, "hub_tasks_overdue", department="claims", severity="P1") == 1
+    assert value(samples, "hub_tasks_open", department="warehouse", severity="P2") == 1
+    assert value(samples, "hub_tasks_overdue", department="warehouse", severity="P2") == 1
+    assert (
+        value(samples, "hub_tasks_escalated", level="1") == 1 and value(samples, "hub_tasks_escalated", level="2") == 1
+    )
+    assert value(samples, "hub_clock_leader") == 1
+    # Every department and severity is a series (0 when empty), so the dashboard and the rules see 0, not nothing.
+    for name in ("hub_tasks_open", "hub_tasks_overdue"):
+        series = {dict(labels)["department"] + "/" + dict(labels)["severity"] for (n, labels) in samples if n == name}
+        assert len(series) == len(Department) * len(Severity)
+    # Once the tasks are closed every gauge reads 0 (the P1 past-due alert clears), and the clock moved.
+    gauges = ("hub_tasks_open", "hub_tasks_overdue", "hub_tasks_escalated")
+    assert not {k: v for k, v in cleared.items() if k[0] in gauges and v}
+    assert value(cleared, "hub_clock_leader") == 0

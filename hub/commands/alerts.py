@@ -22,7 +22,8 @@ from hub.core.topics import Queue, parse_queue
 from hub.ops.alert_stream import AlertBoard, AlertStream
 from hub.ops.db import OpsError, database
 from hub.ops.tasks import OverdueCount, overdue_by_department
-from schemas.enums import Severity
+from schemas.enums import AlertKind, Severity
+from schemas.outbound import Alert
 
 NAME = "alerts"
 app = typer.Typer(help="The handler queues (alerts.*), live.", no_args_is_help=True)
@@ -68,6 +69,16 @@ def _counts_table(screen: Screen) -> Table:
     return table
 
 
+def sla_text(alert: Alert) -> Text:
+    """What the clock's SLA alerts add to a row: "warning", "breach L2 → manager"; empty for others."""
+    if alert.kind is AlertKind.SLA_WARNING:
+        return Text("warning", style="dark_orange")
+    if alert.kind is AlertKind.SLA_BREACH or alert.level is not None:
+        to = f" → {alert.escalated_to.value}" if alert.escalated_to else ""
+        return Text(f"breach L{alert.level or '?'}{to}", style="bold red" if alert.level == 2 else "red")
+    return Text("")
+
+
 def _newest_table(screen: Screen) -> Table:
     table = Table(title=f"Newest alerts (up to {screen.board.keep})", caption="times in UTC", caption_justify="left")
     table.add_column("created", no_wrap=True)
@@ -78,11 +89,12 @@ def _newest_table(screen: Screen) -> Table:
     for seen in screen.board.newest:
         a = seen.alert
         style = "bold red" if a.due_at < screen.at else ""
+        sla = sla_text(a)  # in the summary's cell, not a column of its own: 80 columns must fit
         table.add_row(
             short_when(a.created_at),
             severity_text(a.severity.value),
             seen.queue,
-            a.summary,
+            Text.assemble(sla, ": ", a.summary) if sla else a.summary,
             Text(short_when(a.due_at), style=style),
             style="dim" if a.severity is Severity.P4 else None,
         )
@@ -186,7 +198,7 @@ def watch_command(
         "--queue",
         "-q",
         callback=_queue_option,
-        help="Only this handler queue: exceptions, urgent_orders or complaints",
+        help=f"Only this handler queue: {', '.join(q.value for q in Queue)}",
     ),
     severity: Severity | None = typer.Option(None, "--severity", "-s", help="Only this severity"),
     once: bool = typer.Option(False, "--once", help="Read what is there, show one snapshot and exit"),
@@ -197,7 +209,8 @@ def watch_command(
 ) -> None:
     """Newest alerts with severity colours, counts per queue and severity, and overdue tasks per department.
 
-    Reads the three alert topics on every partition without joining a consumer group (nothing is committed).
+    Reads every handler queue's topic on every partition without joining a consumer group (nothing is committed).
+    SLA alerts (alerts.escalations) show their level and who they went to, e.g. "breach L2 → manager".
     Re-sent copies of an alert are dropped by alert_id. Ctrl-C stops.
     """
     s = settings()

@@ -69,7 +69,7 @@ SKIP_TO_NOW_TIMEOUT_S = 10.0
 
 
 class AlertStream:
-    """Reads the three alert topics on every partition, without a consumer group.
+    """Reads the alert topics (every handler queue) on every partition, without a consumer group.
 
     A watcher needs every partition anyway, so it assigns them itself: no group join to wait
     for (about 5 s on some brokers), no rebalancing, and no abandoned groups left on the
