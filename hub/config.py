@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     )
     timezone: str = Field("Asia/Shanghai", description="Calendar rules (month boundaries, quiet hours) use this zone")
 
+    survey_sample_rate: float = Field(
+        0.1, ge=0, le=1, description="Share of non-key customers' deliveries that get a satisfaction survey"
+    )
+
     # Notification dispatch (off by default: notifications stay `pending`).
     dispatch_enabled: bool = Field(False, description="`hub run` sends pending notifications through their channels")
     dispatch_poll_s: float = Field(0.25, gt=0, description="How often the dispatcher looks for due notifications")

@@ -140,6 +140,9 @@ class NotificationKind(StrEnum):
     DISPATCHED = "dispatched"
     OUT_FOR_DELIVERY = "out_for_delivery"
     DELIVERED = "delivered"
+    # contract 1.1: surveys and reports
+    SATISFACTION_SURVEY = "satisfaction_survey"
+    MONTHLY_STATEMENT = "monthly_statement"
 
 
 class NotificationChannel(StrEnum):

@@ -124,6 +124,7 @@ class CallLog(InboundEvent):
     satisfaction_score: StrictInt | None = Field(None, ge=1, le=5)
     requested_deadline: Timestamp | None = None
     notes: Notes | None = None
+    reference: Reference | None = None  # a survey answer: the notification_id of the survey it answers
 
 
 class CarrierUpdate(InboundEvent):

@@ -25,6 +25,7 @@ CONTRACT_TABLES = {
     "clock_periods",
     "notification_attempts",
     "webhook_secrets",
+    "reports",
     "inbox",
     "outbox",
     "dead_letters",

@@ -22,10 +22,11 @@ from hub.core.outputs import (
     render_notification,
     sla_moments,
 )
-from hub.core.rules import ETA_PAST_PROMISE, REPEAT_CONTACT, URGENT_CREATED, Rule, Rules
+from hub.core.rules import ETA_PAST_PROMISE, LOW_SCORE, REPEAT_CONTACT, URGENT_CREATED, Rule, Rules
 from hub.core.state import CustomerInfo, Known, OrphanTask, ShipmentSheet
 from schemas.enums import (
     CARRIER_TO_SHIPMENT_STATUS,
+    CallCategory,
     CarrierStatus,
     ExceptionCode,
     NotificationKind,
@@ -159,7 +160,7 @@ def route_carrier_update(event: CarrierUpdate, known: Known, source: Source, rul
 def route_call_log(event: CallLog, known: Known, source: Source, rules: Rules, now: datetime) -> Decision:
     customer, new_customer = _customer(event.customer_id, known.customer)
     sheet = known.sheet.copy() if known.sheet else (ShipmentSheet(event.shipment_id) if event.shipment_id else None)
-    triggers = call_triggers(event)
+    triggers = call_triggers(event, rules)
     if sheet is not None and _is_repeat_contact(event, known, sheet, rules):
         triggers = triggers | {REPEAT_CONTACT}
     ctx = _Context(
@@ -198,8 +199,12 @@ def carrier_triggers(event: CarrierUpdate) -> frozenset[str]:
     return frozenset(triggers)
 
 
-def call_triggers(event: CallLog) -> frozenset[str]:
-    return frozenset({f"call:{event.category.value}"})
+def call_triggers(event: CallLog, rules: Rules) -> frozenset[str]:
+    triggers = {f"call:{event.category.value}"}
+    score = event.satisfaction_score
+    if event.category is CallCategory.SURVEY and score is not None and score <= rules.surveys.low_score_at_most:
+        triggers.add(LOW_SCORE)
+    return frozenset(triggers)
 
 
 def fire(triggers: frozenset[str] | set[str], rules: Rules) -> list[Rule]:

@@ -36,6 +36,7 @@ DEFAULT_RULES_FILE = Path(__file__).with_name("rules.yaml")
 DEFAULT_TEMPLATES_FILE = Path(__file__).with_name("templates.yaml")
 
 URGENT_CREATED = "shipment:urgent_created"
+LOW_SCORE = "survey:low_score"
 ETA_PAST_PROMISE = "eta_past_promise"
 REPEAT_CONTACT = "repeat_contact"
 TITLE_FIELDS = {"shipment_id", "customer_id", "order_id", "event_id"}
@@ -44,7 +45,7 @@ TEMPLATE_FIELDS = {"shipment_id", "order_id", "reference", "eta", "promised"}
 
 def known_triggers() -> set[str]:
     """Every trigger name a rule may use."""
-    names = {f"shipment:{t}" for t in ShipmentEventType} | {URGENT_CREATED, ETA_PAST_PROMISE, REPEAT_CONTACT}
+    names = {f"shipment:{t}" for t in ShipmentEventType} | {URGENT_CREATED, ETA_PAST_PROMISE, REPEAT_CONTACT, LOW_SCORE}
     names |= {f"carrier:{s}" for s in CarrierStatus}
     names |= {f"exception:{c}" for c in ExceptionCode}
     names |= {f"call:{c}" for c in CallCategory}
@@ -193,6 +194,28 @@ class Clock(_Strict):
         return {status: timedelta(hours=hours) for status, hours in self.stale_after_hours.items()}
 
 
+class Surveys(_Strict):
+    """When satisfaction surveys go out and what a low score is (contract 1.1, "Surveys")."""
+
+    complaint_follow_up_hours: float = Field(24, ge=0)  # after a complaints task is done
+    delivery_survey_hours: float = Field(24, ge=0)  # after delivery
+    at_most_one_per_days: float = Field(30, ge=0)  # per customer, for delivery surveys
+    low_score_at_most: int = Field(2, ge=1, le=4)  # an answer at or below raises low_satisfaction
+    follow_up_visit: ClockTask  # a key account's visit after its complaint is resolved
+
+    @property
+    def follow_up_delay(self) -> timedelta:
+        return timedelta(hours=self.complaint_follow_up_hours)
+
+    @property
+    def survey_delay(self) -> timedelta:
+        return timedelta(hours=self.delivery_survey_hours)
+
+    @property
+    def quiet_period(self) -> timedelta:
+        return timedelta(days=self.at_most_one_per_days)
+
+
 class Rules(_Strict):
     version: Literal[1] = 1
     response_hours: dict[Severity, float]
@@ -201,6 +224,7 @@ class Rules(_Strict):
     rules: tuple[Rule, ...] = Field(min_length=1)
     milestones: dict[NotificationKind, tuple[KnownTrigger, ...]]
     clock: Clock
+    surveys: Surveys
     templates: dict[NotificationKind, dict[Language, str]] = {}
 
     @field_validator("response_hours")

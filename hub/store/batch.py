@@ -278,6 +278,8 @@ async def _write_history(conn: asyncpg.Connection, items: list[Accepted]) -> Non
                     event.category.value,
                     event.occurred_at,
                     a.payload_text,
+                    event.satisfaction_score,
+                    event.reference,
                 )
             )
         elif isinstance(event, ShipmentEvent | CarrierUpdate):

@@ -117,7 +117,19 @@ SELECT payload::text FROM call_logs WHERE event_id = $1
 COPY_SHIPMENT_EVENTS = ("shipment_events", ("event_id", "shipment_id", "topic", "status", "occurred_at", "payload"))
 COPY_CALL_LOGS = (
     "call_logs",
-    ("event_id", "call_id", "customer_id", "shipment_id", "direction", "channel", "category", "occurred_at", "payload"),
+    (
+        "event_id",
+        "call_id",
+        "customer_id",
+        "shipment_id",
+        "direction",
+        "channel",
+        "category",
+        "occurred_at",
+        "payload",
+        "satisfaction_score",
+        "reference",
+    ),
 )
 COPY_TASKS = (
     "coordination_tasks",

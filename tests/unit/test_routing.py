@@ -332,7 +332,7 @@ def test_complaint_notice_quotes_its_task_id_as_reference():
         lambda: call("query"),
         lambda: call("booking"),
         lambda: call("feedback"),
-        lambda: call("survey", satisfaction_score=1),
+        lambda: call("survey", satisfaction_score=3),
         lambda: call("query", direction="outbound"),
     ],
     ids=[
@@ -345,13 +345,27 @@ def test_complaint_notice_quotes_its_task_id_as_reference():
         "first query",
         "booking",
         "feedback",
-        "bad survey",
+        "middling survey",
         "outbound query",
     ],
 )
 def test_events_outside_the_table_raise_nothing(make: Callable[[], InboundEvent]):
     decision = route(make(), Known(sheet=sheet(), customer=STANDARD))
     assert (decision.alerts, decision.tasks, decision.notifications) == ((), (), ())
+
+
+@pytest.mark.parametrize("score", [1, 2])
+def test_a_low_survey_score_raises_low_satisfaction_on_the_complaints_queue(score: int):
+    decision = route(call("survey", satisfaction_score=score), Known(sheet=sheet(), customer=STANDARD))
+    [alert] = decision.alerts
+    [task] = decision.tasks
+    assert (alert.queue.value, alert.alert.kind.value, alert.alert.severity) == (
+        "complaints",
+        "low_satisfaction",
+        Severity.P2,
+    )
+    assert (task.department, task.kind, task.severity) == ("complaints", "low_satisfaction", Severity.P2)
+    assert decision.notifications == ()
 
 
 # --- key accounts --------------------------------------------------------------------------------

@@ -96,6 +96,15 @@ CONTRACT_TABLE = [
         Severity.P2,
         NotificationKind.CLAIM_RECEIVED,
     ),
+    (  # contract 1.1, "Surveys"
+        "low_satisfaction",
+        {"survey:low_score"},
+        "complaints",
+        AlertKind.LOW_SATISFACTION,
+        Department.COMPLAINTS,
+        Severity.P2,
+        None,
+    ),
     (
         "repeat_contact",
         {"repeat_contact"},
