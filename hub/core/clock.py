@@ -14,6 +14,7 @@ timers were due, not the tick's time, so many small ticks and one late tick leav
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
@@ -24,6 +25,7 @@ from hub.core.outputs import (
     NotificationDecision,
     TaskDecision,
     TaskEvent,
+    is_key_account,
     new_task,
     render_notification,
     timer_task_and_alert,
@@ -31,7 +33,7 @@ from hub.core.outputs import (
 from hub.core.rules import TERMINAL_STATUSES, ClockTask, Escalation, Rules
 from hub.core.state import CustomerInfo, ShipmentSheet
 from hub.core.topics import Queue
-from schemas.enums import AlertKind, Severity, TaskStatus
+from schemas.enums import AlertKind, NotificationKind, Severity, ShipmentEventType, TaskStatus
 from schemas.outbound import Alert, EscalationTarget, TimerSource
 
 
@@ -41,6 +43,9 @@ class Timer(StrEnum):
     STALE_SHIPMENT = "stale_shipment"
     DELIVERY_OVERDUE = "delivery_overdue"
     KEY_ACCOUNT_REVIEW = "key_account_review"
+    COMPLAINT_FOLLOW_UP = "complaint_follow_up"
+    DELIVERY_SURVEY = "delivery_survey"
+    MONTHLY_STATEMENT = "monthly_statement"
 
 
 ACTIVE = (TaskStatus.OPEN.value, TaskStatus.IN_PROGRESS.value)
@@ -73,6 +78,7 @@ class TaskState(NamedTuple):
     escalate_at: datetime
     warned_at: datetime | None
     escalation_level: int
+    follow_up_at: datetime | None = None  # a done complaints task: when it was resolved (0007's trigger)
 
 
 class TaskChange(NamedTuple):
@@ -84,11 +90,12 @@ class TaskChange(NamedTuple):
 
 
 class ShipmentTimers(NamedTuple):
-    """A shipment's clock moments after a firing (both None: nothing armed)."""
+    """A shipment's clock moments after a firing (None: not armed)."""
 
     shipment_id: str
     stale_at: datetime | None
     overdue_at: datetime | None
+    survey_at: datetime | None
 
 
 class ClockDecision(NamedTuple):
@@ -99,6 +106,7 @@ class ClockDecision(NamedTuple):
     task_change: TaskChange | None = None
     shipment: ShipmentTimers | None = None
     history: tuple[TaskEvent, ...] = ()
+    follow_up_done: str | None = None  # the task whose complaint follow-up was decided (disarm it)
 
 
 NOTHING = ClockDecision()
@@ -119,8 +127,13 @@ def arm_shipment(before: ShipmentSheet | None, after: ShipmentSheet, rules: Rule
 
     stale: re-armed whenever last_event_at moves (once per shipment and last_event_at);
     overdue: armed for each new promise (once per shipment and promise); both disarmed for good
-    when the shipment is delivered, returned or cancelled.
+    when the shipment is delivered, returned or cancelled; survey: armed when it is delivered.
     """
+    delivered_now = after.status is ShipmentEventType.DELIVERED and (
+        before is None or before.status is not after.status
+    )
+    if delivered_now and after.last_event_at is not None:  # delivery_survey: once, a day after delivery
+        after.survey_at = after.last_event_at + rules.surveys.survey_delay
     if after.status in TERMINAL_STATUSES:
         after.stale_at = after.overdue_at = None
         return
@@ -264,7 +277,7 @@ def decide_stale(state: ShipmentState, now: datetime, rules: Rules) -> ClockDeci
         rules,
         f"no movement since {key} ({status})",
     )
-    timers = ShipmentTimers(sheet.shipment_id, None, sheet.overdue_at)
+    timers = ShipmentTimers(sheet.shipment_id, None, sheet.overdue_at, sheet.survey_at)
     return out._replace(firings=(firing,), shipment=timers)
 
 
@@ -307,7 +320,7 @@ def decide_overdue(state: ShipmentState, now: datetime, rules: Rules) -> ClockDe
                 promise=sheet.promised_delivery_at,
             ),
         )
-    timers = ShipmentTimers(sheet.shipment_id, sheet.stale_at, None)
+    timers = ShipmentTimers(sheet.shipment_id, sheet.stale_at, None, sheet.survey_at)
     return out._replace(firings=(firing,), notifications=notices, shipment=timers)
 
 
@@ -397,3 +410,136 @@ def decide_key_account_review(customer: CustomerInfo, period: str, now: datetime
 def month_of(moment: datetime) -> str:
     """The calendar month of an aware datetime, in its own timezone (callers convert to HUB_TIMEZONE)."""
     return f"{moment.year:04d}-{moment.month:02d}"
+
+
+# --- surveys: complaint_follow_up and delivery_survey --------------------------------------------
+
+
+def decide_complaint_follow_up(
+    task: TaskState, customer: CustomerInfo | None, now: datetime, rules: Rules
+) -> ClockDecision:
+    """A done complaints task, a day after it was resolved: a satisfaction survey referring to it,
+    and for a key account a follow-up visit."""
+    if task.follow_up_at is None or task.status != TaskStatus.DONE.value:
+        return ClockDecision(follow_up_done=task.task_id) if task.follow_up_at else NOTHING
+    due = task.follow_up_at + rules.surveys.follow_up_delay
+    if due > now:
+        return NOTHING
+    timer, key = Timer.COMPLAINT_FOLLOW_UP, task.follow_up_at.isoformat()
+    firing = Firing(
+        timer,
+        task.task_id,
+        key,
+        due,
+        now,
+        f"complaint_follow_up: task {task.task_id} (customer {task.customer_id or '-'})",
+    )
+    notices = (
+        ()
+        if customer is None
+        else (_survey(customer, timer, task.task_id, key, task.shipment_id, rules, reference=task.task_id),)
+    )
+    tasks: tuple[TaskDecision, ...] = ()
+    if is_key_account(customer, rules) and customer is not None:
+        spec = rules.surveys.follow_up_visit
+        names = {
+            "shipment_id": task.shipment_id or "-",
+            "customer_id": customer.customer_id,
+            "order_id": "-",
+            "period": "-",
+        }
+        tasks = (
+            new_task(
+                rules,
+                task_id=stable_id("task", timer.value, task.task_id, key),
+                department=spec.department.value,
+                kind="follow_up_visit",
+                severity=spec.severity,
+                shipment_id=task.shipment_id,
+                customer_id=customer.customer_id,
+                title=spec.title.format_map(names),
+                details={"timer": timer.value, "complaint": task.task_id},
+                opened_at=due,
+                due_at=_task_due(spec, due, spec.severity, rules),
+                source_event_id=_source_id(timer, task.task_id, key),
+                rule=timer.value,
+                alert_id=None,
+            ),
+        )
+    history = tuple(TaskEvent(t.task_id, now, "created", {"timer": timer.value}) for t in tasks)
+    return ClockDecision((firing,), tasks=tasks, notifications=notices, history=history, follow_up_done=task.task_id)
+
+
+def sampled(shipment_id: str, rate: float) -> bool:
+    """A deterministic sample: the same shipment is always in or always out, whoever evaluates it."""
+    digest = hashlib.sha256(shipment_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+def decide_delivery_survey(
+    state: ShipmentState, last_survey: datetime | None, sample_rate: float, now: datetime, rules: Rules
+) -> ClockDecision:
+    """A day after delivery: a satisfaction survey for every key account and a deterministic sample
+    of the others, at most one per customer in 30 days. Either way the timer is disarmed."""
+    sheet, customer = state.sheet, state.customer
+    due = sheet.survey_at
+    if due is None or due > now:
+        return NOTHING
+    disarm = ShipmentTimers(sheet.shipment_id, sheet.stale_at, sheet.overdue_at, None)
+    wanted = customer is not None and (is_key_account(customer, rules) or sampled(sheet.shipment_id, sample_rate))
+    recent = last_survey is not None and now - last_survey < rules.surveys.quiet_period
+    if not wanted or recent or customer is None:
+        return ClockDecision(shipment=disarm)
+    timer, key = Timer.DELIVERY_SURVEY, due.isoformat()
+    firing = Firing(
+        timer,
+        sheet.shipment_id,
+        key,
+        due,
+        now,
+        f"delivery_survey: shipment {sheet.shipment_id} (customer {customer.customer_id})",
+    )
+    notice = _survey(customer, timer, sheet.shipment_id, key, sheet.shipment_id, rules)
+    return ClockDecision((firing,), notifications=(notice,), shipment=disarm)
+
+
+def _survey(
+    customer: CustomerInfo,
+    timer: Timer,
+    subject: str,
+    key: str,
+    shipment_id: str | None,
+    rules: Rules,
+    reference: str = "",
+) -> NotificationDecision:
+    return render_notification(
+        NotificationKind.SATISFACTION_SURVEY,
+        customer,
+        rules,
+        source_event_id=_source_id(timer, subject, key),
+        shipment_id=shipment_id,
+        order_id=None,
+        reference=reference,
+    )
+
+
+# --- calendar: monthly_statement -----------------------------------------------------------------
+
+
+def decide_monthly_statement(customer: CustomerInfo, period: str, now: datetime, rules: Rules) -> ClockDecision:
+    """The statement notice of a customer with shipments in `period` (the statement itself is built
+    and stored by the engine, in the same transaction)."""
+    timer = Timer.MONTHLY_STATEMENT
+    firing = Firing(
+        timer, customer.customer_id, period, now, now, f"monthly_statement: customer {customer.customer_id} ({period})"
+    )
+    notice = render_notification(
+        NotificationKind.MONTHLY_STATEMENT,
+        customer,
+        rules,
+        source_event_id=_source_id(timer, customer.customer_id, period),
+        shipment_id=None,
+        order_id=None,
+        reference=period,
+    )
+    return ClockDecision((firing,), notifications=(notice,))

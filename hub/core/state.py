@@ -37,6 +37,7 @@ class ShipmentSheet:
     # the clock's moments (hub/core/clock.py arms them; None: not armed, or fired)
     stale_at: datetime | None = None
     overdue_at: datetime | None = None
+    survey_at: datetime | None = None
 
     def copy(self) -> ShipmentSheet:
         return ShipmentSheet(
@@ -55,6 +56,7 @@ class ShipmentSheet:
             self.repeat_contact_fired,
             self.stale_at,
             self.overdue_at,
+            self.survey_at,
         )
 
     def is_late(self, occurred_at: datetime) -> bool:
