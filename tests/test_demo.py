@@ -16,7 +16,19 @@ from pathlib import Path
 import orjson
 import pytest
 
-DURATION_S, RATE = 8, 100
+# The clock must show all its timers within this short run, and it does for these reasons:
+# - breaches: nobody works the demo's tasks, and at 36000x (10 simulated hours a wall second) the
+#   15 s run covers about six simulated days, while the longest window of an event's task is a day
+#   (P3: 24 h); every such task raised before the run's last two days breaches, level 1 at due_at and
+#   level 2 a window later;
+# - warnings: one fires only when a tick lands in the last quarter of a window, before due_at; ticks
+#   are 10 simulated hours apart, but the key-account reviews the first tick raises (a fresh database:
+#   one per key account, 35 with seed 7) are due in 7 days, so their 42 h warning span contains a tick;
+# - stale shipments: the stale thresholds are 12 to 48 h without an event, which ordinary lives never
+#   reach; lost shipments (no event after the loss) and long delays do, 48 h after their last event.
+#   The exception rate of 0.5 gives the run about ten of them (6 to 12 over the starts sampled
+#   offline; the traffic depends on its start, the wall clock's now, as well as on the seed).
+DURATION_S, RATE, SPEED, EXCEPTION_RATE = 15, 200, 36000, 0.5
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +47,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
             str(DURATION_S),
             "--rate",
             str(RATE),
+            "--speed",
+            str(SPEED),
+            "--exception-rate",
+            str(EXCEPTION_RATE),
             "--json",
             str(summary),
         ],
@@ -42,7 +58,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
         cwd=home,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=180,
     )
     doc = orjson.loads(summary.read_bytes()) if summary.exists() else {}
     return result, doc, home
@@ -64,8 +80,14 @@ def test_demo_exits_cleanly_and_prints_the_summary(demo_run) -> None:
         "customer notifications per kind",
         "dead letters per reason",
         "events/s",
+        "the clock: timers fired",
     ):
         assert title in out
+    # Which clock each time is on: progress lines carry the simulated time beside the wall seconds,
+    # and the summary says how fast simulated time ran and what is on it.
+    assert re.search(r"^\s+\d+s  simulated \w{3} \d\d:\d\d  sent", out, re.MULTILINE), out
+    assert f"simulated time ran {SPEED}x the wall clock" in out
+    assert "created_at of the clock's alerts" in out
 
 
 def test_the_hub_handled_every_message_sent(demo_run) -> None:
@@ -84,13 +106,42 @@ def test_summary_agrees_with_postgres_and_the_topics(demo_run) -> None:
     checks = s["checks"]
     assert checks["topic_records"] == s["sent"]  # what reached the inbound topics is what the simulator sent
     assert checks["postgres_events"] == s["processed"]  # one history row per event the hub counted
-    assert s["alerts"] == checks["hub_alerts"]  # alerts read back from the topics = the hub's own counters
-    assert sum(n for by_severity in s["alerts"].values() for n in by_severity.values()) > 0
+    # Alerts read back from the topics = the hub's own counters, plus the clock's (told apart by their source).
+    assert s["alerts"] == _added(checks["hub_alerts"], checks["clock_alerts"])
+    assert sum(n for by_severity in checks["hub_alerts"].values() for n in by_severity.values()) > 0
     assert checks["topic_alert_copies"] >= sum(n for by_sev in s["alerts"].values() for n in by_sev.values())
-    assert sum(s["tasks_by_department"].values()) == checks["hub_tasks"] > 0
-    assert sum(s["notifications_by_kind"].values()) == checks["hub_notifications"] > 0
+    clock = s["clock"]
+    assert sum(s["tasks_by_department"].values()) == checks["hub_tasks"] + clock["tasks"]
+    assert checks["hub_tasks"] > 0
+    assert sum(s["notifications_by_kind"].values()) == checks["hub_notifications"] + clock["notifications"] > 0
     assert s["dead_letters"] == checks["postgres_dead_letters"] == checks["topic_dead_letters"]
     assert checks["outbox_unsent"] == 0
+
+
+def test_the_clock_fired_its_timers_on_simulated_time(demo_run) -> None:
+    _, s, _ = demo_run
+    clock, checks = s["clock"], s["checks"]
+    fired = clock["fired"]
+    assert clock["speed"] == SPEED and clock["ticks"] > DURATION_S / 2
+    assert fired["sla_warnings"] > 0
+    assert fired["sla_breaches"]["1"] > 0 and fired["sla_breaches"]["2"] > 0
+    assert fired["stale_shipments"] > 0
+    assert fired["delivery_overdue"] > 0
+    assert fired["key_account_reviews"] > 0  # the first tick of a month, in a fresh database
+    # The engine's reports = the rows of clock_firings = the clock's alerts on the topics (the review raises none).
+    assert fired == checks["postgres_clock_firings"]
+    assert checks["topic_clock_alerts"] == {**fired, "key_account_reviews": 0}
+    assert clock["alerts"] == sum(n for by_severity in checks["clock_alerts"].values() for n in by_severity.values())
+    assert set(checks["clock_alerts"]) == {"alerts.escalations", "alerts.exceptions"}
+
+
+def _added(a: dict[str, dict[str, int]], b: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for counts in (a, b):
+        for topic, by_severity in counts.items():
+            for severity, n in by_severity.items():
+                out.setdefault(topic, {})[severity] = out.get(topic, {}).get(severity, 0) + n
+    return out
 
 
 def test_nothing_the_demo_started_is_left_running(demo_run) -> None:

@@ -8,6 +8,12 @@ The numbers cover this run only: rows created since it started, topic records fr
 offsets the topics had when it started. Besides the hub's own counters, the summary carries
 the same numbers counted again from Postgres and from the topics (`checks`), so a test, or
 a sceptical reader of `--json`, can see that they agree.
+
+The traffic runs on simulated time, `--speed` times faster than the wall clock, and so does
+the hub's clock here: instead of the hub's real-time scheduler, the demo ticks the clock every
+second at the simulated moment of the traffic the hub has handled, so SLA warnings and
+breaches, stale shipments and overdue deliveries happen within the demo's minute, on the same
+clock as the events' times.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import orjson
@@ -28,10 +37,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from hub.clock.engine import Clock
+from hub.clock.lock import ClockBusy, locked_tick
 from hub.commands._common import console, fail, print_second_terminal_hint, settings
 from hub.commands.run import embedded_services
 from hub.commands.simulate import TrafficReport, publish_traffic, topic_of
 from hub.config import Settings
+from hub.core.clock import Timer
 from hub.core.outcome import BatchOutcome
 from hub.dev.simulator import (
     DUPLICATE,
@@ -42,6 +54,7 @@ from hub.dev.simulator import (
     MALFORMED,
     REPEAT_CONTACT,
     URGENT,
+    PlannedMessage,
     customers,
     generate,
 )
@@ -52,10 +65,16 @@ from hub.ops.customers import import_customers
 from hub.runtime import HubRuntime, StartupError
 from hub.store.queries import OUTBOX_BACKLOG
 from producers.feeds import DeliveryError
-from schemas.outbound import Alert, DeadLetterHeaders
+from schemas.outbound import Alert, DeadLetterHeaders, TimerSource
 
 PROGRESS_EVERY_S = 5.0
 SEVERITIES = ("P1", "P2", "P3", "P4")
+# Simulated seconds per wall-clock second. The clock's shortest stale threshold is 12 h and most are
+# 24-48 h (rules.yaml, clock.stale_after_hours): at 600x a minute covers 10 h and no shipment could go
+# stale within it; at 7200x the minute covers five days, so tasks breach, shipments go stale and
+# promises pass while one watches.
+DEMO_SPEED = 7200.0
+CLOCK_EVERY_S = 1.0  # wall seconds between the demo's ticks of the clock
 
 DB_CLOCK = "SELECT clock_timestamp()"
 EVENTS_BY_TOPIC = "SELECT topic, count(*) AS n FROM shipment_events WHERE recorded_at >= $1 GROUP BY topic"
@@ -65,6 +84,52 @@ SELECT department, count(*) AS n FROM coordination_tasks WHERE created_at >= $1 
 """
 NOTIFICATIONS_BY_KIND = "SELECT kind, count(*) AS n FROM customer_notifications WHERE created_at >= $1 GROUP BY kind"
 DEAD_LETTERS_BY_REASON = "SELECT reason, count(*) AS n FROM dead_letters WHERE created_at >= $1 GROUP BY reason"
+# recorded_at is Postgres' own (wall) clock: the firings recorded during this run, whatever simulated moment fired them.
+CLOCK_FIRINGS = """
+SELECT timer, CASE WHEN timer = 'sla_breach' THEN key ELSE '' END AS level, count(*) AS n
+FROM clock_firings WHERE recorded_at >= $1 GROUP BY 1, 2
+"""
+
+
+@dataclass
+class ClockCounts:
+    """Timers of the clock that fired, by kind; breaches by level ("1": supervisor, "2": manager)."""
+
+    sla_warnings: int = 0
+    sla_breaches: dict[str, int] = field(default_factory=lambda: {"1": 0, "2": 0})
+    stale_shipments: int = 0
+    delivery_overdue: int = 0
+    key_account_reviews: int = 0
+    other: dict[str, int] = field(default_factory=dict)  # timers this demo does not know yet
+
+    def add(self, timer: str, key: str, n: int = 1) -> None:
+        if timer == Timer.SLA_BREACH:
+            self.sla_breaches[key] = self.sla_breaches.get(key, 0) + n
+        elif timer == Timer.SLA_WARNING:
+            self.sla_warnings += n
+        elif timer == Timer.STALE_SHIPMENT:
+            self.stale_shipments += n
+        elif timer == Timer.DELIVERY_OVERDUE:
+            self.delivery_overdue += n
+        elif timer == Timer.KEY_ACCOUNT_REVIEW:
+            self.key_account_reviews += n
+        else:
+            self.other[timer] = self.other.get(timer, 0) + n
+
+
+@dataclass
+class DemoClock:
+    """The hub's clock during the run, ticked by the demo at the traffic's simulated time."""
+
+    speed: float  # simulated seconds per wall-clock second
+    timezone: str  # of the times on screen (HUB_TIMEZONE)
+    simulated_start: str  # the traffic's first simulated moment
+    simulated_end: str  # the last tick's simulated now: the traffic's last moment
+    ticks: int
+    fired: ClockCounts  # from the engine's tick reports
+    alerts: int  # alerts the clock queued (sla_* on alerts.escalations, stale and overdue on alerts.exceptions)
+    tasks: int
+    notifications: int
 
 
 @dataclass
@@ -80,6 +145,9 @@ class Checks:
     topic_dead_letters: dict[str, int]  # reason (hub.errors.reason header) -> records on the dead-letter topic
     topic_alert_copies: int  # alert records on the topics, re-sends included
     outbox_unsent: int
+    clock_alerts: dict[str, dict[str, int]]  # the clock's alerts read back from the topics: topic -> severity -> alerts
+    topic_clock_alerts: ClockCounts  # the same alerts by timer (key_account_review raises none)
+    postgres_clock_firings: ClockCounts  # rows of clock_firings recorded during the run
 
 
 @dataclass
@@ -96,12 +164,13 @@ class DemoSummary:
     duplicates: dict[str, int]  # inbound topic -> copies recognised and skipped
     dead_lettered: dict[str, int]  # inbound topic -> records sent to the dead-letter topic
     dead_letters: dict[str, int]  # reason -> records (the hub's counters)
-    alerts: dict[str, dict[str, int]]  # alert topic -> severity -> distinct alert_ids read back from the topic
+    alerts: dict[str, dict[str, int]]  # alert topic -> severity -> distinct alert_ids read back (events' and clock's)
     tasks_by_department: dict[str, int]  # from coordination_tasks
     notifications_by_kind: dict[str, int]  # from customer_notifications
     elapsed_s: float  # from the first message published to the last effect published
     events_per_second: float
     busy_s: float  # time the hub spent inside its batches
+    clock: DemoClock
     checks: Checks
 
     def to_json(self) -> bytes:
@@ -125,6 +194,15 @@ def register(app: typer.Typer) -> None:
         duration: float = typer.Option(60.0, "--duration", min=1.0, help="Seconds of simulated traffic"),
         rate: float = typer.Option(200.0, "--rate", min=1.0, help="Messages per second"),
         seed: int = typer.Option(7, "--seed", help="Seed of the simulated traffic and customers"),
+        speed: float = typer.Option(
+            DEMO_SPEED,
+            "--speed",
+            min=1.0,
+            help="Simulated seconds per wall-clock second, for the traffic and the clock",
+        ),
+        exception_rate: float = typer.Option(
+            0.10, "--exception-rate", min=0.0, max=1.0, help="Share of shipments that hit an incident"
+        ),
         json_file: Path | None = typer.Option(
             None, "--json", dir_okay=False, help="Also write the summary (and its cross-checks) as JSON"
         ),
@@ -145,7 +223,7 @@ def register(app: typer.Typer) -> None:
         s = s.model_copy(update={"kafka_bootstrap": None, "database_url": None, "migrate_database_url": None})
         with embedded_services(s) as s:
             _print_watch_hint(s)
-            summary = _run(s, seed, rate, duration)
+            summary = _run(s, _Traffic(seed, rate, duration, speed, exception_rate))
         print_summary(console, s, summary)
         if json_file is not None:
             json_file.write_bytes(summary.to_json())
@@ -167,18 +245,40 @@ def _print_watch_hint(s: Settings) -> None:
         [("alerts watch", "alerts as they are published"), ("tasks list", "the coordination tasks raised so far")],
     )
     console.print("(both servers stop when the demo ends)")
+    console.print(
+        "[dim]times there: the traffic and the clock run on simulated time (event times, every `due`, and "
+        "`created` of the clock's sla_*, stale and overdue alerts); alerts raised by events are `created` "
+        "on the wall clock, which also judges what those views call overdue[/]",
+        soft_wrap=True,
+    )
 
 
-def _run(s: Settings, seed: int, rate: float, duration: float) -> DemoSummary:
+@dataclass(frozen=True)
+class _Traffic:
+    seed: int
+    rate: float
+    duration_s: float
+    speed: float = DEMO_SPEED
+    exception_rate: float = 0.10
+
+    def generate(self, start: datetime) -> Iterator[PlannedMessage]:
+        return generate(
+            self.seed, self.rate, self.duration_s, start=start, speed=self.speed, exception_rate=self.exception_rate
+        )
+
+
+def _run(s: Settings, traffic: _Traffic) -> DemoSummary:
     try:
         applied = asyncio.run(apply_migrations(s.dsn))
         if applied:
             console.print(f"migrated the embedded database: {', '.join(applied)}")
-        return asyncio.run(run_demo(s, seed, rate, duration))
+        return asyncio.run(run_demo(s, traffic))
     except KeyboardInterrupt:
         fail("interrupted; everything the demo started has been stopped", code=130)
     except (StartupError, KafkaSetupError) as exc:
         fail(str(exc))
+    except ClockBusy as exc:
+        fail(f"{exc}; is a `hub tick` running against the demo's database?")
     except DeliveryError as exc:
         fail(f"the embedded broker refused traffic ({exc}); look at {Path(s.data_dir) / 'logs' / 'tansu.log'}")
     except (OSError, KafkaError, asyncpg.PostgresError) as exc:
@@ -188,12 +288,12 @@ def _run(s: Settings, seed: int, rate: float, duration: float) -> DemoSummary:
 # ------------------------------------------------------------------------------- the run
 
 
-async def run_demo(s: Settings, seed: int, rate: float, duration: float) -> DemoSummary:
-    """Import customers, run the hub and the simulator, wait for the hub to drain, count."""
+async def run_demo(s: Settings, traffic: _Traffic) -> DemoSummary:
+    """Import customers, run the hub, the simulator and the clock, wait for the hub to drain, count."""
     conn = await asyncpg.connect(s.dsn)
     try:
         since = await conn.fetchval(DB_CLOCK)
-        register = customers(seed)
+        register = customers(traffic.seed)
         await import_customers(conn, register)
         console.print(
             f"imported {len(register)} customers ({sum(c.tier.value == 'key' for c in register)} key accounts)"
@@ -203,14 +303,73 @@ async def run_demo(s: Settings, seed: int, rate: float, duration: float) -> Demo
         start_offsets = await _current_ends(s, watched)
         traffic_start = datetime.now(UTC).replace(microsecond=0)
         busy = _Busy()
-        async with HubRuntime(s, on_batch=busy.on_batch) as runtime:
-            feed = await _feed_and_drain(s, runtime, conn, seed, rate, duration, traffic_start)
+        # The real-time scheduler would tick at wall time, days behind the traffic's, and hold the
+        # clock lock all along: the demo ticks the clock itself, at simulated time.
+        hub_settings = s.model_copy(update={"scheduler_interval_s": 0.0})
+        async with HubRuntime(hub_settings, on_batch=busy.on_batch) as runtime:
+            assert runtime.rules is not None  # loaded by start()
+            clock = _SimulatedClock(Clock(runtime.rules, s.destinations, s.zone), runtime, traffic_start, traffic.speed)
+            feed = await _feed_and_drain(s, runtime, conn, clock, traffic, traffic_start)
             stored = await _stored_counts(conn, since, s.topic_call_logs)
             on_topics = await _topic_counts(s, start_offsets, since)
             unsent = await conn.fetchval(OUTBOX_BACKLOG)
-        return _summary(s, seed, traffic_start, feed, runtime, busy, stored, on_topics, unsent)
+        return _summary(s, traffic.seed, traffic_start, feed, runtime, busy, clock, stored, on_topics, unsent)
     finally:
         await conn.close()
+
+
+class _SimulatedClock:
+    """Ticks the hub's clock (hub.clock.engine.tick, under the clock lock) at simulated time.
+
+    Its `now` is the simulated moment of the latest message the hub has handled: the traffic's
+    own time, which follows `start + wall seconds x speed` only on average (the simulator's births
+    are random: at 3600x it drifts hours from it over a minute), and never ahead of what the hub
+    has seen, so a shipment whose next event is merely still in flight is not called stale.
+    """
+
+    def __init__(self, clock: Clock, runtime: HubRuntime, start: datetime, speed: float) -> None:
+        self.clock, self.runtime, self.start, self.speed = clock, runtime, start, speed
+        self.arrivals: list[float] = []  # simulated seconds after start of each message handed to the sender, in order
+        self.fired = ClockCounts()
+        self.ticks = self.alerts = self.tasks = self.notifications = 0
+        self.last = start
+
+    def timed(self, messages: Iterable[PlannedMessage]) -> Iterator[PlannedMessage]:
+        for message in messages:
+            self.arrivals.append(message.simulated_s)
+            yield message
+
+    def now(self) -> datetime:
+        handled = min(self.runtime.totals.records, len(self.arrivals))
+        return self.start + timedelta(seconds=self.arrivals[handled - 1]) if handled else self.start
+
+    def end(self) -> datetime:
+        """The traffic's last simulated moment."""
+        return self.start + timedelta(seconds=self.arrivals[-1]) if self.arrivals else self.start
+
+    async def run(self, dsn: str, stop: asyncio.Event) -> None:
+        """Tick every CLOCK_EVERY_S until `stop`, then once more at the traffic's last moment."""
+        conn = await asyncpg.connect(dsn)  # its own: ticks run while the demo polls on its connection
+        try:
+            while not stop.is_set():
+                now = self.now()
+                if self.ticks == 0 or now > self.last:
+                    await self._tick(conn, now)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), CLOCK_EVERY_S)
+            await self._tick(conn, max(self.end(), self.last))
+        finally:
+            await conn.close()
+
+    async def _tick(self, conn: asyncpg.Connection, now: datetime) -> None:
+        report = await locked_tick(conn, now, self.clock)
+        self.ticks += 1
+        self.last = now
+        for firing in report.fired:
+            self.fired.add(firing.timer.value, firing.key)
+        self.alerts += report.alerts
+        self.tasks += report.tasks
+        self.notifications += report.notifications
 
 
 @dataclass
@@ -226,33 +385,62 @@ async def _feed_and_drain(
     s: Settings,
     runtime: HubRuntime,
     conn: asyncpg.Connection,
-    seed: int,
-    rate: float,
-    duration: float,
+    clock: _SimulatedClock,
+    traffic: _Traffic,
     traffic_start: datetime,
 ) -> _Feed:
-    total = round(rate * duration)
-    console.print(f"sending {total:,} messages at {rate:g}/s for {duration:g}s (seed {seed}) ...")
+    total = round(traffic.rate * traffic.duration_s)
+    zone = s.zone
+    console.print(
+        f"sending {total:,} messages at {traffic.rate:g}/s for {traffic.duration_s:g}s (seed {traffic.seed}) "
+        f"on simulated time, {traffic.speed:g}x the wall clock: it starts at "
+        f"{traffic_start.astimezone(zone):%a %Y-%m-%d %H:%M} ({s.timezone}) and covers about "
+        f"{_span(traffic.duration_s * traffic.speed)}; the clock ticks every {CLOCK_EVERY_S:g}s at simulated time ...",
+        soft_wrap=True,
+    )
     report = TrafficReport()
     began = time.monotonic()
-    sender = asyncio.create_task(publish_traffic(s, generate(seed, rate, duration, start=traffic_start), report))
-    while not sender.done():
-        await asyncio.wait({sender}, timeout=PROGRESS_EVERY_S)
-        _progress(time.monotonic() - began, report, total, runtime)
-    await sender  # raises DeliveryError if the broker refused a record
-    console.print(
-        "all sent; waiting for the hub to handle the last messages and publish their alerts ...", soft_wrap=True
-    )
-    drained = await _wait_drained(runtime, conn, report.total, timeout_s=max(60.0, duration))
-    return _Feed(rate, duration, report, time.monotonic() - began, drained)
+    stop_clock = asyncio.Event()
+    ticking = asyncio.create_task(clock.run(s.dsn, stop_clock), name="demo-clock")
+    try:
+        sender = asyncio.create_task(publish_traffic(s, clock.timed(traffic.generate(traffic_start)), report))
+        while not sender.done():
+            await asyncio.wait({sender, ticking}, timeout=PROGRESS_EVERY_S, return_when=asyncio.FIRST_COMPLETED)
+            if ticking.done():  # the clock failed: stop the traffic, raise the clock's error
+                sender.cancel()
+                await asyncio.gather(sender, return_exceptions=True)
+                ticking.result()
+            _progress(time.monotonic() - began, clock, report, total, runtime)
+        await sender  # raises DeliveryError if the broker refused a record
+        console.print(
+            "all sent; waiting for the hub to handle the last messages and publish their alerts ...", soft_wrap=True
+        )
+        timeout_s = max(60.0, traffic.duration_s)
+        drained = await _wait_drained(runtime, conn, report.total, timeout_s)
+    except BaseException:
+        ticking.cancel()
+        await asyncio.gather(ticking, return_exceptions=True)
+        raise
+    stop_clock.set()
+    await ticking  # its last tick is at the traffic's last simulated moment, and its alerts must go out too
+    drained = drained and await _wait_drained(runtime, conn, report.total, timeout_s)
+    return _Feed(traffic.rate, traffic.duration_s, report, time.monotonic() - began, drained)
 
 
-def _progress(elapsed: float, report: TrafficReport, total: int, runtime: HubRuntime) -> None:
-    t = runtime.totals
+def _span(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours:.0f} simulated hours" if hours < 48 else f"{hours / 24:.1f} simulated days"
+
+
+def _progress(elapsed: float, clock: _SimulatedClock, report: TrafficReport, total: int, runtime: HubRuntime) -> None:
+    t, fired = runtime.totals, clock.fired
     console.print(
-        f"  {elapsed:5.0f}s  sent {report.total:>8,} / {total:,}   hub: {t.records:,} handled, "
+        f"  {elapsed:5.0f}s  simulated {clock.now().astimezone(clock.clock.timezone):%a %H:%M}  "
+        f"sent {report.total:>8,} / {total:,}   hub: {t.records:,} handled, "
         f"{sum(t.alerts.values()):,} alerts, {t.tasks:,} tasks, {t.notifications:,} notifications, "
-        f"{sum(t.dead_lettered.values()):,} dead letters",
+        f"{sum(t.dead_lettered.values()):,} dead letters   clock: {fired.sla_warnings:,} warnings, "
+        f"{sum(fired.sla_breaches.values()):,} breaches, {fired.stale_shipments:,} stale, "
+        f"{fired.delivery_overdue:,} overdue",
         soft_wrap=True,
     )
 
@@ -278,6 +466,7 @@ class _Stored:
     tasks: dict[str, int]  # department -> tasks
     notifications: dict[str, int]  # kind -> notifications
     dead_letters: dict[str, int]  # reason -> dead letters
+    clock_firings: ClockCounts
 
 
 async def _stored_counts(conn: asyncpg.Connection, since: datetime, call_logs_topic: str) -> _Stored:
@@ -286,11 +475,15 @@ async def _stored_counts(conn: asyncpg.Connection, since: datetime, call_logs_to
 
     events = await grouped(EVENTS_BY_TOPIC)
     events[call_logs_topic] = await conn.fetchval(CALLS_STORED, since)
+    firings = ClockCounts()
+    for row in await conn.fetch(CLOCK_FIRINGS, since):
+        firings.add(row["timer"], row["level"], row["n"])
     return _Stored(
         events,
         await grouped(TASKS_BY_DEPARTMENT),
         await grouped(NOTIFICATIONS_BY_KIND),
         await grouped(DEAD_LETTERS_BY_REASON),
+        firings,
     )
 
 
@@ -298,6 +491,8 @@ async def _stored_counts(conn: asyncpg.Connection, since: datetime, call_logs_to
 class _TopicCounts:
     records: dict[str, int] = field(default_factory=dict)  # topic -> records since the start offsets
     alerts: dict[str, dict[str, set[str]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(set)))
+    clock_alerts: dict[str, dict[str, set[str]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(set)))
+    clock_alerts_by_timer: dict[tuple[str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     alert_copies: int = 0
     dead_letters: Counter = field(default_factory=Counter)
 
@@ -365,9 +560,15 @@ def _count_alert(counts: _TopicCounts, topic: str, value: bytes | None, since: d
         alert = Alert.model_validate_json(value or b"")
     except ValidationError:
         return  # not an alert of this contract version; not this run's
-    if alert.created_at >= since:  # an earlier run's alert relayed late belongs to that run
+    # An earlier run's alert relayed late belongs to that run. (The clock's alerts are created at
+    # simulated time, which starts at the wall clock's now and runs ahead of it.)
+    if alert.created_at >= since:
         counts.alert_copies += 1
         counts.alerts[topic][alert.severity.value].add(alert.alert_id)
+        if isinstance(alert.source, TimerSource):
+            counts.clock_alerts[topic][alert.severity.value].add(alert.alert_id)
+            level = str(alert.level) if alert.source.timer == Timer.SLA_BREACH else ""
+            counts.clock_alerts_by_timer[alert.source.timer, level].add(alert.alert_id)
 
 
 def _count_dead_letter(counts: _TopicCounts, headers: list | None, since: datetime) -> None:
@@ -389,6 +590,7 @@ def _summary(
     feed: _Feed,
     runtime: HubRuntime,
     busy: _Busy,
+    clock: _SimulatedClock,
     stored: _Stored,
     on_topics: _TopicCounts,
     unsent: int,
@@ -399,6 +601,9 @@ def _summary(
     hub_alerts: dict[str, dict[str, int]] = defaultdict(dict)
     for (queue, severity), n in t.alerts.items():
         hub_alerts[alert_topic[queue]][severity] = n
+    topic_clock_alerts = ClockCounts()
+    for (timer, level), ids in on_topics.clock_alerts_by_timer.items():
+        topic_clock_alerts.add(timer, level, len(ids))
     return DemoSummary(
         seed=seed,
         rate=feed.rate,
@@ -412,15 +617,23 @@ def _summary(
         duplicates={topic: t.duplicates_by_topic.get(topic, 0) for topic in inbound},
         dead_lettered={topic: t.dead_lettered_by_topic.get(topic, 0) for topic in inbound},
         dead_letters=dict(t.dead_lettered),
-        alerts={
-            topic: {sev: len(ids) for sev, ids in by_severity.items()}
-            for topic, by_severity in on_topics.alerts.items()
-        },
+        alerts=_distinct(on_topics.alerts),
         tasks_by_department=stored.tasks,
         notifications_by_kind=stored.notifications,
         elapsed_s=round(feed.elapsed_s, 3),
         events_per_second=round(t.records / feed.elapsed_s, 1) if feed.elapsed_s else 0.0,
         busy_s=round(busy.seconds, 3),
+        clock=DemoClock(
+            speed=clock.speed,
+            timezone=s.timezone,
+            simulated_start=traffic_start.isoformat(),
+            simulated_end=clock.last.isoformat(),
+            ticks=clock.ticks,
+            fired=clock.fired,
+            alerts=clock.alerts,
+            tasks=clock.tasks,
+            notifications=clock.notifications,
+        ),
         checks=Checks(
             hub_alerts=dict(hub_alerts),
             hub_tasks=t.tasks,
@@ -431,14 +644,23 @@ def _summary(
             topic_dead_letters=dict(on_topics.dead_letters),
             topic_alert_copies=on_topics.alert_copies,
             outbox_unsent=unsent,
+            clock_alerts=_distinct(on_topics.clock_alerts),
+            topic_clock_alerts=topic_clock_alerts,
+            postgres_clock_firings=stored.clock_firings,
         ),
     )
+
+
+def _distinct(alerts: dict[str, dict[str, set[str]]]) -> dict[str, dict[str, int]]:
+    return {topic: {sev: len(ids) for sev, ids in by_severity.items()} for topic, by_severity in alerts.items()}
 
 
 def print_summary(out: Console, s: Settings, summary: DemoSummary) -> None:
     out.rule("[bold]what the hub did[/]")
     out.print(_events_table(summary))
     out.print(_alerts_table(summary, s.alert_topics))
+    out.print(_clock_table(summary.clock))
+    out.print(_clock_line(summary.clock), soft_wrap=True)
     out.print(_count_table("tasks per department", "department", summary.tasks_by_department))
     out.print(_count_table("customer notifications per kind", "kind", summary.notifications_by_kind))
     out.print(_count_table("dead letters per reason", "reason", summary.dead_letters))
@@ -478,7 +700,7 @@ def _events_table(summary: DemoSummary) -> Table:
 
 
 def _alerts_table(summary: DemoSummary, queues: tuple[str, ...]) -> Table:
-    table = Table(title="alerts per queue and severity (from the topics)")
+    table = Table(title="alerts per queue and severity (from the topics: the events' and the clock's)")
     table.add_column("queue")
     for severity in SEVERITIES:
         table.add_column(severity, justify="right")
@@ -487,6 +709,40 @@ def _alerts_table(summary: DemoSummary, queues: tuple[str, ...]) -> Table:
         row = summary.alerts.get(topic, {})
         table.add_row(topic, *(f"{row.get(sev, 0):,}" for sev in SEVERITIES), f"[bold]{sum(row.values()):,}[/]")
     return table
+
+
+def _clock_table(clock: DemoClock) -> Table:
+    fired = clock.fired
+    table = Table(title="the clock: timers fired (at simulated time)")
+    table.add_column("timer")
+    table.add_column("fired", justify="right")
+    table.add_column("what it did")
+    rows = [
+        ("sla_warning", fired.sla_warnings, "alerts.escalations: a task is due soon (75% of its window)"),
+        ("sla_breach level 1", fired.sla_breaches.get("1", 0), "alerts.escalations: past due, to the supervisor"),
+        ("sla_breach level 2", fired.sla_breaches.get("2", 0), "alerts.escalations: a window later, to the manager"),
+        ("stale_shipment", fired.stale_shipments, "alerts.exceptions + task: no movement for its status' threshold"),
+        ("delivery_overdue", fired.delivery_overdue, "alerts.exceptions + task: the promised delivery passed"),
+        ("key_account_review", fired.key_account_reviews, "task only: the month's review of each key account"),
+        *((timer, n, "") for timer, n in sorted(fired.other.items())),
+    ]
+    for timer, n, what in rows:
+        table.add_row(timer, f"{n:,}", what)
+    return table
+
+
+def _clock_line(clock: DemoClock) -> str:
+    zone = ZoneInfo(clock.timezone)
+    start = datetime.fromisoformat(clock.simulated_start).astimezone(zone)
+    end = datetime.fromisoformat(clock.simulated_end).astimezone(zone)
+    per_second = clock.speed / 3600
+    pace = f"{per_second:g} simulated hours" if per_second >= 1 else f"{clock.speed / 60:g} simulated minutes"
+    return (
+        f"simulated time ran {clock.speed:g}x the wall clock ({pace} a second): from {start:%a %m-%d %H:%M} "
+        f"to {end:%a %m-%d %H:%M} ({clock.timezone}), {clock.ticks:,} ticks of the clock. On simulated time: "
+        f"event times, every task's and alert's due, and created_at of the clock's alerts; on the wall clock: "
+        f"created_at of the alerts raised by events, and the seconds above"
+    )
 
 
 def _count_table(title: str, label: str, counts: dict[str, int]) -> Table:

@@ -7,16 +7,14 @@ fires once whoever evaluates it; `--now` is this command's time only, never a ru
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime
 
 import asyncpg
 import typer
 from rich.table import Table
 
-from hub.clock import queries
-from hub.clock.engine import Clock, TickReport, tick
+from hub.clock.engine import Clock, TickReport
+from hub.clock.lock import ClockBusy, locked_tick
 from hub.commands._common import console, database_url, err_console, fail, run, settings
 from hub.commands._views import print_json
 from hub.config import Settings
@@ -39,21 +37,13 @@ def parse_now(text: str | None) -> datetime:
 
 
 async def _locked_tick(conn: asyncpg.Connection, now: datetime, clock: Clock) -> TickReport:
-    deadline, told = time.monotonic() + LOCK_WAIT_S, False
-    while not await conn.fetchval(queries.TRY_LOCK, queries.CLOCK_LOCK):
-        if time.monotonic() > deadline:
-            fail(
-                f"another evaluator held the clock for {LOCK_WAIT_S:.0f}s; try again (a running `hub run` "
-                "releases it between its ticks)"
-            )
-        if not told:
-            err_console.print("waiting for another evaluator of the clock (a running hub, or another hub tick) ...")
-            told = True
-        await asyncio.sleep(0.2)
+    def waiting() -> None:
+        err_console.print("waiting for another evaluator of the clock (a running hub, or another hub tick) ...")
+
     try:
-        return await tick(conn, now, clock)
-    finally:
-        await conn.execute(queries.UNLOCK, queries.CLOCK_LOCK)
+        return await locked_tick(conn, now, clock, wait_s=LOCK_WAIT_S, on_wait=waiting)
+    except ClockBusy as exc:
+        fail(f"{exc}; try again (a running `hub run` releases it between its ticks)")
 
 
 def render(report: TickReport, s: Settings) -> Table:

@@ -157,6 +157,10 @@ class PlannedMessage:
     at_offset_s: float
     event_id: str | None  # None for a malformed message
     tags: tuple[str, ...] = ()
+    # When it arrives in simulated time, in seconds after `start`: the traffic's own clock. It follows
+    # `at_offset_s * speed` only on average (births are random), so whoever keeps time with the traffic
+    # (`hub demo`'s clock) reads it here.
+    simulated_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -304,8 +308,8 @@ class _World:
             while not self.heap or self.heap[0][0] > next_birth:
                 self._plan_shipment(next_birth)
                 next_birth = self._after(next_birth)
-            _, _, message = heapq.heappop(self.heap)
-            yield replace(message, at_offset_s=round(index / self.rate, 6))
+            arrival, _, message = heapq.heappop(self.heap)
+            yield replace(message, at_offset_s=round(index / self.rate, 6), simulated_s=arrival)
 
     def _after(self, t: float) -> float:
         return t + self.rng.expovariate(self.shipments_per_s)
