@@ -137,7 +137,7 @@ class HubRuntime:
         self.relay = OutboxRelay(dsn, self._producer, s.outbox_batch_size, s.outbox_poll_interval_s)
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         if s.scheduler_interval_s > 0:
-            clock = Clock(self.rules, s.destinations, s.zone)
+            clock = Clock.of(s, self.rules)
             self.scheduler = Scheduler(dsn, clock, s.scheduler_interval_s, on_tick=self._ticked)
             self._scheduler_task = asyncio.create_task(self.scheduler.run(), name="clock")
         if s.dispatch_enabled:

@@ -20,13 +20,17 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from hub.clock import queries
+from hub.config import Settings
 from hub.core.clock import (
     ClockDecision,
     Firing,
     ShipmentState,
     TaskState,
     Timer,
+    decide_complaint_follow_up,
+    decide_delivery_survey,
     decide_key_account_review,
+    decide_monthly_statement,
     decide_overdue,
     decide_stale,
     decide_task,
@@ -35,6 +39,8 @@ from hub.core.clock import (
 from hub.core.rules import Rules
 from hub.core.state import CustomerInfo
 from hub.core.topics import Destinations
+from hub.reports.figures import previous_month, statement
+from hub.reports.models import AnyReport
 from hub.store.queries import LOCK_SHIPMENTS, SELECT_CUSTOMERS, SELECT_SHIPMENTS
 from hub.store.rows import customer_from_row, sheet_from_row
 from hub.store.writes import write_alerts, write_history, write_notifications, write_tasks
@@ -42,7 +48,9 @@ from schemas.enums import Severity
 
 log = logging.getLogger("hub.clock")
 CHUNK = 500  # due timers per transaction
-TASK_TIMERS = (Timer.SLA_WARNING.value, Timer.SLA_BREACH.value)
+TASK_TIMERS = (Timer.SLA_WARNING.value, Timer.SLA_BREACH.value, Timer.COMPLAINT_FOLLOW_UP.value)
+SLA_TIMERS = (Timer.SLA_WARNING.value, Timer.SLA_BREACH.value)
+STATEMENTS_PER_TICK = 200  # a long sweep goes on over several ticks, so other timers never wait for it
 
 
 @dataclass
@@ -70,6 +78,11 @@ class Clock:
     rules: Rules
     destinations: Destinations
     timezone: ZoneInfo
+    survey_sample_rate: float = 0.1
+
+    @classmethod
+    def of(cls, settings: Settings, rules: Rules) -> Clock:
+        return cls(rules, settings.destinations, settings.zone, settings.survey_sample_rate)
 
 
 async def tick(conn: asyncpg.Connection, now: datetime, clock: Clock) -> TickReport:
@@ -77,7 +90,7 @@ async def tick(conn: asyncpg.Connection, now: datetime, clock: Clock) -> TickRep
     started = time.perf_counter()
     report = TickReport(now)
     while True:
-        due = await conn.fetch(queries.DUE, now, CHUNK)
+        due = await conn.fetch(queries.DUE, now, CHUNK, clock.rules.surveys.complaint_follow_up_hours)
         if not due:
             break
         if not report.fired and not report.skipped:
@@ -88,6 +101,7 @@ async def tick(conn: asyncpg.Connection, now: datetime, clock: Clock) -> TickRep
         if len(due) < CHUNK or len(report.fired) + report.skipped == before:
             break
     await _key_account_reviews(conn, now, clock, report)
+    await _monthly_statements(conn, now, clock, report)
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -99,29 +113,68 @@ async def _fire_due(
     shipment_ids = sorted({r["subject"] for r in due if r["kind"] not in TASK_TIMERS})
     tasks = await _tasks(conn, task_ids)
     shipments = await _shipments(conn, shipment_ids, clock.rules)
+    customers = await _customers(conn, {t.customer_id for t in tasks.values() if t.follow_up_at and t.customer_id})
+    last_survey = await _last_surveys(conn, {s.customer.customer_id for s in shipments.values() if s.customer})
     decisions: list[ClockDecision] = []
     seen: set[tuple[str, str]] = set()
     for row in due:
         kind, subject = row["kind"], row["subject"]
-        if kind in TASK_TIMERS:
-            if ("task", subject) in seen or subject not in tasks:
-                continue
-            seen.add(("task", subject))
-            decision = decide_task(tasks[subject], now, clock.rules)
-        elif kind == Timer.STALE_SHIPMENT.value:
-            decision = decide_stale(shipments[subject], now, clock.rules)
-        else:
-            decision = decide_overdue(shipments[subject], now, clock.rules)
+        # A task's SLA rows (warning, breach, level 2) are one decision: decide_task fires them all.
+        identity = ("sla" if kind in SLA_TIMERS else kind, subject)
+        if identity in seen or (kind in TASK_TIMERS and subject not in tasks):
+            continue
+        seen.add(identity)
+        decision = _decide(kind, subject, tasks, shipments, customers, last_survey, now, clock)
         if decision.shipment is not None:  # the next decision about this shipment sees this one's result
             state = shipments[subject]
             sheet = state.sheet.copy()
-            sheet.stale_at, sheet.overdue_at = decision.shipment.stale_at, decision.shipment.overdue_at
+            sheet.stale_at, sheet.overdue_at, sheet.survey_at = decision.shipment[1:]
             shipments[subject] = state._replace(sheet=sheet)
-        if decision.firings:
+        if decision.firings or decision.shipment or decision.follow_up_done:
             decisions.append(decision)
-        else:
+        if not decision.firings:
             report.skipped += 1
+        for notice in decision.notifications:  # a second survey in this chunk must see the first
+            if notice.kind.value == "satisfaction_survey":
+                last_survey[notice.customer_id] = now
     await _apply(conn, decisions, clock, report)
+
+
+def _decide(
+    kind: str,
+    subject: str,
+    tasks: dict[str, TaskState],
+    shipments: dict[str, ShipmentState],
+    customers: dict[str, CustomerInfo],
+    last_survey: dict[str, datetime],
+    now: datetime,
+    clock: Clock,
+) -> ClockDecision:
+    rules = clock.rules
+    if kind == Timer.COMPLAINT_FOLLOW_UP.value:
+        task = tasks[subject]
+        return decide_complaint_follow_up(task, customers.get(task.customer_id or ""), now, rules)
+    if kind in TASK_TIMERS:
+        return decide_task(tasks[subject], now, rules)
+    state = shipments[subject]
+    if kind == Timer.STALE_SHIPMENT.value:
+        return decide_stale(state, now, rules)
+    if kind == Timer.DELIVERY_OVERDUE.value:
+        return decide_overdue(state, now, rules)
+    last = last_survey.get(state.customer.customer_id) if state.customer else None
+    return decide_delivery_survey(state, last, clock.survey_sample_rate, now, rules)
+
+
+async def _customers(conn: asyncpg.Connection, ids: set[str]) -> dict[str, CustomerInfo]:
+    if not ids:
+        return {}
+    return {r["customer_id"]: customer_from_row(r) for r in await conn.fetch(SELECT_CUSTOMERS, sorted(ids))}
+
+
+async def _last_surveys(conn: asyncpg.Connection, ids: set[str]) -> dict[str, datetime]:
+    if not ids:
+        return {}
+    return {r["customer_id"]: r["at"] for r in await conn.fetch(queries.LAST_SURVEYS, sorted(ids))}
 
 
 async def _tasks(conn: asyncpg.Connection, task_ids: list[str]) -> dict[str, TaskState]:
@@ -154,22 +207,26 @@ async def _shipments(conn: asyncpg.Connection, shipment_ids: list[str], rules: R
 async def _apply(conn: asyncpg.Connection, decisions: list[ClockDecision], clock: Clock, report: TickReport) -> None:
     """Record the firings; write the effects of those not recorded before; move the subjects on."""
     firings = [f for d in decisions for f in d.firings]
-    if not firings:
-        return
-    new = {
-        (r["timer"], r["subject"], r["key"])
-        for r in await conn.fetch(
-            queries.RECORD_FIRINGS,
-            [f.timer.value for f in firings],
-            [f.subject for f in firings],
-            [f.key for f in firings],
-            [f.due_at for f in firings],
-            [f.now for f in firings],
-        )
-    }
+    new = (
+        set()
+        if not firings
+        else {
+            (r["timer"], r["subject"], r["key"])
+            for r in await conn.fetch(
+                queries.RECORD_FIRINGS,
+                [f.timer.value for f in firings],
+                [f.subject for f in firings],
+                [f.key for f in firings],
+                [f.due_at for f in firings],
+                [f.now for f in firings],
+            )
+        }
+    )
     effective = []
     for decision in decisions:
-        if all((f.timer.value, f.subject, f.key) in new for f in decision.firings):
+        identities = {(f.timer.value, f.subject, f.key) for f in decision.firings}
+        if identities <= new:
+            new -= identities  # each recorded firing has its effects written once
             effective.append(decision)
         else:  # fired before: its effects exist; the subject still moves on below
             report.skipped += len(decision.firings)
@@ -186,12 +243,10 @@ async def _apply(conn: asyncpg.Connection, decisions: list[ClockDecision], clock
         )
     timers = [d.shipment for d in decisions if d.shipment is not None]
     if timers:
-        await conn.execute(
-            queries.UPDATE_SHIPMENT_TIMERS,
-            [t.shipment_id for t in timers],
-            [t.stale_at for t in timers],
-            [t.overdue_at for t in timers],
-        )
+        await conn.execute(queries.UPDATE_SHIPMENT_TIMERS, *(list(column) for column in zip(*timers, strict=True)))
+    follow_ups = [d.follow_up_done for d in decisions if d.follow_up_done]
+    if follow_ups:
+        await conn.execute(queries.FOLLOW_UPS_DONE, follow_ups)
     await _write_effects(conn, effective, clock)
     for decision in effective:
         report.add(decision)
@@ -224,3 +279,29 @@ async def _key_account_reviews(conn: asyncpg.Connection, now: datetime, clock: C
         if len(rows) < CHUNK:
             break
     await conn.execute(queries.MARK_PERIOD_SWEPT, timer, period, now)
+
+
+async def _monthly_statements(conn: asyncpg.Connection, now: datetime, clock: Clock, report: TickReport) -> None:
+    """From the first tick of a month (HUB_TIMEZONE), each customer with a shipment last month gets
+    its statement built and stored (reports) and a monthly_statement notice; STATEMENTS_PER_TICK a tick."""
+    timer, period = Timer.MONTHLY_STATEMENT.value, previous_month(now, clock.timezone)
+    if await conn.fetchval(queries.PERIOD_SWEPT, timer, period.label):
+        return
+    rows = await conn.fetch(queries.STATEMENTS_TO_BUILD, period.start, period.end, period.label, STATEMENTS_PER_TICK)
+    for row in rows:
+        customer = customer_from_row(row)
+        async with conn.transaction():
+            figures = await statement(conn, period, now, customer.customer_id)
+            await store_report(conn, figures, period.label, customer.customer_id, now)
+            await _apply(conn, [decide_monthly_statement(customer, period.label, now, clock.rules)], clock, report)
+    if len(rows) < STATEMENTS_PER_TICK:
+        await conn.execute(queries.MARK_PERIOD_SWEPT, timer, period.label, now)
+
+
+async def store_report(
+    conn: asyncpg.Connection, report: AnyReport, period: str, customer: str | None, as_of: datetime
+) -> None:
+    """Keep a report's figures (JSON; renderings are made from them when asked)."""
+    await conn.execute(
+        queries.STORE_REPORT, report.kind, period, customer, "json", report.model_dump_json().encode(), as_of
+    )

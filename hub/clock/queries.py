@@ -23,13 +23,18 @@ UNION ALL
 UNION ALL
 (SELECT 'delivery_overdue', shipment_id, overdue_at FROM shipments WHERE overdue_at <= $1
  ORDER BY overdue_at LIMIT $2)
+UNION ALL
+(SELECT 'delivery_survey', shipment_id, survey_at FROM shipments WHERE survey_at <= $1 ORDER BY survey_at LIMIT $2)
+UNION ALL
+(SELECT 'complaint_follow_up', task_id::text, follow_up_at + $3 * interval '1 hour' FROM coordination_tasks
+ WHERE follow_up_at <= $1 - $3 * interval '1 hour' ORDER BY follow_up_at LIMIT $2)
 ORDER BY moment, kind, subject
 LIMIT $2
 """
 
 SELECT_TASKS_FOR_UPDATE = """
 SELECT task_id::text, department, kind, severity, status, shipment_id, customer_id, opened_at, due_at, warn_at,
-       escalate_at, warned_at, escalation_level
+       escalate_at, warned_at, escalation_level, follow_up_at
 FROM coordination_tasks WHERE task_id = ANY($1::uuid[]) ORDER BY task_id FOR UPDATE
 """
 
@@ -43,9 +48,36 @@ WHERE t.task_id = u.task_id
 """
 
 UPDATE_SHIPMENT_TIMERS = """
-UPDATE shipments AS s SET stale_at = u.stale_at, overdue_at = u.overdue_at
-FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[]) AS u(shipment_id, stale_at, overdue_at)
+UPDATE shipments AS s SET stale_at = u.stale_at, overdue_at = u.overdue_at, survey_at = u.survey_at
+FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[])
+     AS u(shipment_id, stale_at, overdue_at, survey_at)
 WHERE s.shipment_id = u.shipment_id
+"""
+
+FOLLOW_UPS_DONE = "UPDATE coordination_tasks SET follow_up_at = NULL WHERE task_id = ANY($1::uuid[])"
+
+LAST_SURVEYS = """
+SELECT customer_id, max(created_at) AS at FROM customer_notifications
+WHERE kind = 'satisfaction_survey' AND customer_id = ANY($1::text[])
+GROUP BY customer_id
+"""
+
+# Customers with a shipment of the period (its created event in it) whose statement is not built yet.
+STATEMENTS_TO_BUILD = """
+SELECT c.customer_id, c.tier, c.language, c.preferred_channel FROM customers AS c
+WHERE c.customer_id IN (
+    SELECT s.customer_id FROM shipment_events AS e JOIN shipments AS s USING (shipment_id)
+    WHERE e.status = 'created' AND e.occurred_at >= $1 AND e.occurred_at < $2)
+  AND NOT EXISTS (SELECT 1 FROM clock_firings AS f
+                  WHERE f.timer = 'monthly_statement' AND f.subject = c.customer_id AND f.key = $3)
+ORDER BY c.customer_id
+LIMIT $4
+"""
+
+STORE_REPORT = """
+INSERT INTO reports (kind, period, customer_id, format, content, as_of) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (kind, period, customer_id, format)
+DO UPDATE SET content = EXCLUDED.content, as_of = EXCLUDED.as_of, created_at = now()
 """
 
 DELAY_NOTIFIED = """

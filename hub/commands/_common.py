@@ -83,14 +83,14 @@ def second_terminal_environment(s: Settings, embedded_db: bool) -> str:
     Every setting that differs from its default, so topics, group and the embedded broker's
     HUB_KAFKA_IDEMPOTENCE=false come along; secrets only when they belong to the embedded database.
     """
-    defaults = Settings.model_construct().as_environment()
+    defaults = Settings.model_construct()
     pairs = []
     for name, value in s.as_environment().items():
         field = name.removeprefix("HUB_").lower()
         secret = isinstance(getattr(s, field), SecretStr)
         if field in _LOCAL_ONLY or (secret and not (embedded_db and field == "database_url")):
             continue
-        if value != defaults.get(name):
+        if getattr(s, field) != getattr(defaults, field):  # typed: 120 and 120.0 are the same setting
             pairs.append(f"{name}={shlex.quote(value)}")
     return "export " + " ".join(pairs)
 

@@ -308,7 +308,7 @@ async def run_demo(s: Settings, traffic: _Traffic) -> DemoSummary:
         hub_settings = s.model_copy(update={"scheduler_interval_s": 0.0})
         async with HubRuntime(hub_settings, on_batch=busy.on_batch) as runtime:
             assert runtime.rules is not None  # loaded by start()
-            clock = _SimulatedClock(Clock(runtime.rules, s.destinations, s.zone), runtime, traffic_start, traffic.speed)
+            clock = _SimulatedClock(Clock.of(s, runtime.rules), runtime, traffic_start, traffic.speed)
             feed = await _feed_and_drain(s, runtime, conn, clock, traffic, traffic_start)
             stored = await _stored_counts(conn, since, s.topic_call_logs)
             on_topics = await _topic_counts(s, start_offsets, since)

@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
             rules = load_rules(s.rules_file)
         except RulesError as exc:
             fail(f"rules file refused: {exc}")
-        clock = Clock(rules, s.destinations, s.zone)
+        clock = Clock.of(s, rules)
         dsn = database_url(s)
 
         async def go() -> TickReport:

@@ -202,7 +202,9 @@ def customers_csv(rows: list[Customer]) -> str:
 def _customer(rng: random.Random, number: int) -> Customer:
     key = rng.random() < 0.08
     language = Language.EN if rng.random() < 0.2 else Language.ZH
-    channel = rng.choices(list(NotificationChannel), weights=(50, 15, 30, 5))[0]
+    # The four channels of contract 1.0, in their order then: the same seed still gives the same register.
+    legacy = (NotificationChannel.SMS, NotificationChannel.EMAIL, NotificationChannel.WECHAT, NotificationChannel.PHONE)
+    channel = rng.choices(legacy, weights=(50, 15, 30, 5))[0]
     if key:
         name = f"{rng.choice(_COMPANIES)} {'Co., Ltd.' if language is Language.EN else '有限公司'}"
     elif language is Language.EN:

@@ -26,7 +26,7 @@ SELECT i.event_id, i.topic, i.payload_hash FROM unnest($1::text[]) AS k(id) JOIN
 SELECT_SHIPMENTS = """
 SELECT s.shipment_id, s.customer_id, s.order_id, s.status, s.last_event_at, s.promised_delivery_at, s.eta,
        s.eta_reported_at, s.eta_alerted, s.carrier_id, s.priority, s.notified_milestones, s.repeat_contact_fired,
-       s.stale_at, s.overdue_at
+       s.stale_at, s.overdue_at, s.survey_at
 FROM unnest($1::text[]) AS k(id) JOIN shipments AS s ON s.shipment_id = k.id
 """
 
@@ -50,9 +50,10 @@ ON CONFLICT (customer_id) DO NOTHING
 UPSERT_SHIPMENTS = """
 INSERT INTO shipments (shipment_id, customer_id, order_id, status, last_event_at, promised_delivery_at, eta,
                        eta_reported_at, eta_alerted, carrier_id, priority, notified_milestones,
-                       repeat_contact_fired, stale_at, overdue_at, updated_at)
+                       repeat_contact_fired, stale_at, overdue_at, survey_at, updated_at)
 SELECT shipment_id, customer_id, order_id, status, last_event_at, promised_delivery_at, eta, eta_reported_at,
-       eta_alerted, carrier_id, priority, notified_milestones, repeat_contact_fired, stale_at, overdue_at, now()
+       eta_alerted, carrier_id, priority, notified_milestones, repeat_contact_fired, stale_at, overdue_at, survey_at,
+       now()
 FROM json_populate_recordset(NULL::shipments, $1::json)
 ON CONFLICT (shipment_id) DO UPDATE SET
     customer_id = EXCLUDED.customer_id, order_id = EXCLUDED.order_id, status = EXCLUDED.status,
@@ -60,7 +61,7 @@ ON CONFLICT (shipment_id) DO UPDATE SET
     eta = EXCLUDED.eta, eta_reported_at = EXCLUDED.eta_reported_at, eta_alerted = EXCLUDED.eta_alerted,
     carrier_id = EXCLUDED.carrier_id, priority = EXCLUDED.priority,
     notified_milestones = EXCLUDED.notified_milestones, repeat_contact_fired = EXCLUDED.repeat_contact_fired,
-    stale_at = EXCLUDED.stale_at, overdue_at = EXCLUDED.overdue_at,
+    stale_at = EXCLUDED.stale_at, overdue_at = EXCLUDED.overdue_at, survey_at = EXCLUDED.survey_at,
     updated_at = now()
 """
 

@@ -60,6 +60,7 @@ def sheet_from_row(row: asyncpg.Record) -> ShipmentSheet:
         repeat_contact_fired=tuple(row["repeat_contact_fired"]),
         stale_at=row["stale_at"],
         overdue_at=row["overdue_at"],
+        survey_at=row["survey_at"],
     )
 
 
