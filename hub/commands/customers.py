@@ -24,7 +24,8 @@ def import_(
         None, "--delimiter", help="The column separator, ',' or ';' [default: detected from the header]"
     ),
 ) -> None:
-    """Upsert customers from CSV (columns: customer_id, name, tier, language, preferred_channel, email, phone).
+    """Upsert customers from CSV (customer_id, name, tier, language, preferred_channel, email, phone; optional:
+    webhook_url, timezone, quiet_hours, credit_rating, account_manager).
 
     All rows or none: a malformed row is reported with its line number and nothing is imported.
     """
