@@ -40,6 +40,8 @@ from rich.table import Table
 from hub.clock.engine import Clock
 from hub.clock.lock import ClockBusy, locked_tick
 from hub.commands._common import console, fail, print_second_terminal_hint, settings
+from hub.commands._demo_dispatch import LocalReceivers, by_channel, create_secrets, settle, with_webhooks
+from hub.commands._demo_dispatch import table as dispatch_table
 from hub.commands.run import embedded_services
 from hub.commands.simulate import TrafficReport, publish_traffic, topic_of
 from hub.config import Settings
@@ -172,9 +174,16 @@ class DemoSummary:
     busy_s: float  # time the hub spent inside its batches
     clock: DemoClock
     checks: Checks
+    dispatch: DemoDispatch | None = None  # notifications per channel and status, and what the receivers got
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+
+
+@dataclass
+class DemoDispatch:
+    by_channel: dict[str, dict[str, int]]  # channel -> status -> notifications of this run
+    received: dict[str, int]  # what the local receivers got, per channel
 
 
 @dataclass
@@ -293,10 +302,15 @@ async def run_demo(s: Settings, traffic: _Traffic) -> DemoSummary:
     conn = await asyncpg.connect(s.dsn)
     try:
         since = await conn.fetchval(DB_CLOCK)
-        register = customers(traffic.seed)
+        receivers = LocalReceivers()
+        await receivers.start()
+        register = with_webhooks(customers(traffic.seed), receivers)
         await import_customers(conn, register)
+        hooked = await create_secrets(conn, register)
         console.print(
-            f"imported {len(register)} customers ({sum(c.tier.value == 'key' for c in register)} key accounts)"
+            f"imported {len(register)} customers ({sum(c.tier.value == 'key' for c in register)} key accounts, "
+            f"{hooked} receiving their notices by webhook); notifications go to a local SMTP sink and HTTP "
+            f"receiver (webhooks, SMS and WeChat gateways)"
         )
         await ensure_topics(s)
         watched = [*s.inbound_topics, *s.alert_topics, s.dead_letter_topic]
@@ -305,16 +319,21 @@ async def run_demo(s: Settings, traffic: _Traffic) -> DemoSummary:
         busy = _Busy()
         # The real-time scheduler would tick at wall time, days behind the traffic's, and hold the
         # clock lock all along: the demo ticks the clock itself, at simulated time.
-        hub_settings = s.model_copy(update={"scheduler_interval_s": 0.0})
+        hub_settings = receivers.settings(s.model_copy(update={"scheduler_interval_s": 0.0}))
         async with HubRuntime(hub_settings, on_batch=busy.on_batch) as runtime:
             assert runtime.rules is not None  # loaded by start()
             clock = _SimulatedClock(Clock.of(s, runtime.rules), runtime, traffic_start, traffic.speed)
             feed = await _feed_and_drain(s, runtime, conn, clock, traffic, traffic_start)
+            await settle(conn, timeout_s=30)
             stored = await _stored_counts(conn, since, s.topic_call_logs)
             on_topics = await _topic_counts(s, start_offsets, since)
             unsent = await conn.fetchval(OUTBOX_BACKLOG)
-        return _summary(s, traffic.seed, traffic_start, feed, runtime, busy, clock, stored, on_topics, unsent)
+            dispatched = DemoDispatch(await by_channel(conn, since), receivers.received())
+        summary = _summary(s, traffic.seed, traffic_start, feed, runtime, busy, clock, stored, on_topics, unsent)
+        summary.dispatch = dispatched
+        return summary
     finally:
+        await receivers.stop()
         await conn.close()
 
 
@@ -663,6 +682,8 @@ def print_summary(out: Console, s: Settings, summary: DemoSummary) -> None:
     out.print(_clock_line(summary.clock), soft_wrap=True)
     out.print(_count_table("tasks per department", "department", summary.tasks_by_department))
     out.print(_count_table("customer notifications per kind", "kind", summary.notifications_by_kind))
+    if summary.dispatch is not None:
+        out.print(dispatch_table(summary.dispatch.by_channel, summary.dispatch.received))
     out.print(_count_table("dead letters per reason", "reason", summary.dead_letters))
     out.print(_special_line(summary), soft_wrap=True)
     out.print(
