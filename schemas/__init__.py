@@ -1,4 +1,5 @@
-"""The hub's public contract (../shared/spec/CONTRACT.md) as pydantic v2 models."""
+"""The hub's public contract as pydantic v2 models: the source of the JSON Schemas and the AsyncAPI
+document in schemas/json/ (`hub schema export`). The guide for integrators is docs/contract.md."""
 
 from schemas.customers import Customer
 from schemas.inbound import CallLog, CarrierUpdate, InboundEvent, ShipmentEvent

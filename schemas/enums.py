@@ -7,6 +7,8 @@ from enum import StrEnum
 
 
 class ShipmentEventType(StrEnum):
+    """What happened to a shipment (`shipment.events` `type`); also the tracking sheet's status."""
+
     CREATED = "created"
     PICKED = "picked"
     PACKED = "packed"
@@ -21,6 +23,8 @@ class ShipmentEventType(StrEnum):
 
 
 class ExceptionCode(StrEnum):
+    """What went wrong, in both inbound streams' vocabulary (`exception.code`, `exception_code`)."""
+
     DAMAGED = "damaged"
     LOST = "lost"
     DELAYED = "delayed"
@@ -32,11 +36,15 @@ class ExceptionCode(StrEnum):
 
 
 class Priority(StrEnum):
+    """A shipment's priority: `urgent` on `created` raises an urgent-order alert."""
+
     NORMAL = "normal"
     URGENT = "urgent"
 
 
 class CarrierStatus(StrEnum):
+    """A carrier's status (`carrier.updates` `status`); mapped onto the shipment vocabulary for the tracking sheet."""
+
     ACCEPTED = "accepted"
     IN_TRANSIT = "in_transit"
     ARRIVED_AT_HUB = "arrived_at_hub"
@@ -61,11 +69,15 @@ CARRIER_TO_SHIPMENT_STATUS: dict[CarrierStatus, ShipmentEventType] = {
 
 
 class Direction(StrEnum):
+    """Who started the contact: `inbound`, the customer; `outbound`, the desk."""
+
     INBOUND = "inbound"
     OUTBOUND = "outbound"
 
 
 class CallChannel(StrEnum):
+    """How a contact happened."""
+
     PHONE = "phone"
     EMAIL = "email"
     CHAT = "chat"
@@ -73,6 +85,8 @@ class CallChannel(StrEnum):
 
 
 class CallCategory(StrEnum):
+    """What a contact was about."""
+
     QUERY = "query"
     COMPLAINT = "complaint"
     BOOKING = "booking"
@@ -83,6 +97,8 @@ class CallCategory(StrEnum):
 
 
 class Severity(StrEnum):
+    """Alert and task severity, P1 (highest) to P4."""
+
     P1 = "P1"
     P2 = "P2"
     P3 = "P3"
@@ -95,6 +111,8 @@ class Severity(StrEnum):
 
 
 class AlertKind(StrEnum):
+    """What an alert is about."""
+
     DAMAGE = "damage"
     LOSS = "loss"
     DELIVERY_PROBLEM = "delivery_problem"
@@ -114,6 +132,8 @@ class AlertKind(StrEnum):
 
 
 class Department(StrEnum):
+    """The department a coordination task is for."""
+
     WAREHOUSE = "warehouse"
     CARRIER_LIAISON = "carrier_liaison"
     CLAIMS = "claims"
@@ -124,6 +144,8 @@ class Department(StrEnum):
 
 
 class TaskStatus(StrEnum):
+    """A coordination task's status."""
+
     OPEN = "open"
     IN_PROGRESS = "in_progress"
     DONE = "done"
@@ -131,6 +153,8 @@ class TaskStatus(StrEnum):
 
 
 class NotificationKind(StrEnum):
+    """What a customer notification says."""
+
     EXCEPTION = "exception"
     DELIVERY_PROBLEM = "delivery_problem"
     DELAY = "delay"
@@ -146,6 +170,8 @@ class NotificationKind(StrEnum):
 
 
 class NotificationChannel(StrEnum):
+    """How a customer is notified."""
+
     SMS = "sms"
     EMAIL = "email"
     WECHAT = "wechat"
@@ -154,6 +180,8 @@ class NotificationChannel(StrEnum):
 
 
 class NotificationStatus(StrEnum):
+    """A customer notification's status (written as `pending`)."""
+
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
@@ -161,6 +189,8 @@ class NotificationStatus(StrEnum):
 
 
 class Language(StrEnum):
+    """A customer's language."""
+
     ZH = "zh"
     EN = "en"
 
@@ -173,11 +203,15 @@ class CreditRating(StrEnum):
 
 
 class CustomerTier(StrEnum):
+    """A customer's tier: `key` accounts get raised severity and a key-account task."""
+
     KEY = "key"
     STANDARD = "standard"
 
 
 class DeadLetterReason(StrEnum):
+    """Why a record went to the dead-letter topic (header `hub.errors.reason`)."""
+
     UNDECODABLE = "undecodable"
     INVALID_JSON = "invalid_json"
     VALIDATION_ERROR = "validation_error"

@@ -24,6 +24,7 @@ def test_schema_export_writes_one_schema_per_topic_and_asyncapi(tmp_path):
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == sorted(render_all())
     assert "shipment.events.schema.json" in names and "asyncapi.json" in names
+    assert "hub.dead-letter.headers.schema.json" in names
     text = (tmp_path / "asyncapi.json").read_text()
     for topic in (
         "shipment.events",
@@ -32,6 +33,7 @@ def test_schema_export_writes_one_schema_per_topic_and_asyncapi(tmp_path):
         "alerts.exceptions",
         "alerts.urgent-orders",
         "alerts.complaints",
+        "alerts.escalations",
         "hub.dead-letter",
     ):
         assert f'"{topic}"' in text

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.commands._common import console, fail, kafka_bootstrap, run, settings
+from hub.commands.publish import EXPECT_DEAD_LETTER
 from hub.config import Settings
 from hub.core.topics import STREAM_BY_NAME
 from hub.dev.simulator import (
@@ -103,22 +104,24 @@ async def _send(feeds: dict[str, Feed], batch: list[PlannedMessage]) -> None:
 
 
 def write_dry_run(s: Settings, messages: Iterable[PlannedMessage], path: Path) -> TrafficReport:
+    """One envelope per line, in publishing order: `hub publish FILE` (no --topic) checks and publishes it.
+
+    `topic`, `key` and `value` (the record's bytes as text) are what would be sent; a malformed
+    message, which the hub must dead-letter, says so with "expect": "dead_letter"."""
     report = TrafficReport()
     with path.open("wb") as out:
         for m in messages:
-            out.write(
-                orjson.dumps(
-                    {
-                        "topic": topic_of(s, m.kind),
-                        "key": m.key.decode(),
-                        "value": m.value.decode(),
-                        "at_offset_s": m.at_offset_s,
-                        "event_id": m.event_id,
-                        "tags": list(m.tags),
-                    },
-                    option=orjson.OPT_APPEND_NEWLINE,
-                )
-            )
+            envelope = {
+                "topic": topic_of(s, m.kind),
+                "key": m.key.decode(),
+                "value": m.value.decode(),
+                "at_offset_s": m.at_offset_s,
+                "event_id": m.event_id,
+                "tags": list(m.tags),
+            }
+            if MALFORMED in m.tags:
+                envelope["expect"] = EXPECT_DEAD_LETTER
+            out.write(orjson.dumps(envelope, option=orjson.OPT_APPEND_NEWLINE))
             report.add([m])
     return report
 
@@ -205,7 +208,10 @@ def register(app: typer.Typer) -> None:
             )
         if dry_run is not None:
             report = write_dry_run(s, traffic, dry_run)
-            console.print(f"wrote {report.total:,} messages to {dry_run} (nothing published)")
+            console.print(
+                f"wrote {report.total:,} messages to {dry_run} (nothing published; "
+                f"`hub publish --check {dry_run}` checks them, `hub publish {dry_run}` sends them)"
+            )
         else:
             kafka_bootstrap(s)  # says what to set when it is missing
             report = TrafficReport()
