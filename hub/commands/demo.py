@@ -732,6 +732,13 @@ def _alerts_table(summary: DemoSummary, queues: tuple[str, ...]) -> Table:
     return table
 
 
+_OTHER_TIMERS = {
+    "delivery_survey": "notification: a survey a day after delivery (key accounts and a sample)",
+    "complaint_follow_up": "notification: a survey a day after a complaint closed (key accounts: a visit task too)",
+    "monthly_statement": "notification: last month's statement, for each customer with shipments",
+}
+
+
 def _clock_table(clock: DemoClock) -> Table:
     fired = clock.fired
     table = Table(title="the clock: timers fired (at simulated time)")
@@ -745,7 +752,7 @@ def _clock_table(clock: DemoClock) -> Table:
         ("stale_shipment", fired.stale_shipments, "alerts.exceptions + task: no movement for its status' threshold"),
         ("delivery_overdue", fired.delivery_overdue, "alerts.exceptions + task: the promised delivery passed"),
         ("key_account_review", fired.key_account_reviews, "task only: the month's review of each key account"),
-        *((timer, n, "") for timer, n in sorted(fired.other.items())),
+        *((timer, n, _OTHER_TIMERS.get(timer, "")) for timer, n in sorted(fired.other.items())),
     ]
     for timer, n, what in rows:
         table.add_row(timer, f"{n:,}", what)
