@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     dispatch_retry_scale: float = Field(
         1.0, gt=0, le=1, description="Shrinks the retry schedule for drills and tests (1: the contract's schedule)"
     )
+    report_processes: int = Field(
+        1, ge=1, le=16, description="Worker processes rendering statement PDFs for e-mail (about 0.5 s of CPU each)"
+    )
     breaker_failures: int = Field(5, ge=1, description="Failed tries in a row that open an endpoint's circuit")
     breaker_open_s: float = Field(60, gt=0, description="How long an open circuit holds its endpoint's notices")
     smtp_host: str | None = Field(None, description="SMTP relay for e-mail notifications")

@@ -5,7 +5,9 @@ One test per rule of the contract's "Notification dispatch"; time is the dispatc
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +19,8 @@ import pytest_asyncio
 from pydantic import SecretStr
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from hub.clock.engine import store_report
+from hub.core.clock import decide_monthly_statement
 from hub.core.ids import stable_id
 from hub.core.outputs import NotificationDecision
 from hub.core.rules import load_rules
@@ -24,8 +28,12 @@ from hub.dev.receivers import HttpReceiver, Request, SmtpSink
 from hub.dispatch.dispatcher import Dispatcher
 from hub.migrate import apply_migrations
 from hub.ops.customers import create_webhook_secret
+from hub.reports import figures
+from hub.store.queries import SELECT_CUSTOMERS
+from hub.store.rows import customer_from_row
 from hub.store.writes import write_notifications
 from schemas.enums import NotificationKind
+from tests.report_data import AS_OF, NOV, november
 
 pytestmark = pytest.mark.postgres
 T0 = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: no quiet hours
@@ -471,3 +479,40 @@ async def test_an_event_through_hub_run_reaches_the_customers_webhook(hub_settin
             await wait_until(recorded, what="the notice recorded as sent")
         finally:
             await conn.close()
+
+
+# --- monthly statements: the PDF goes with the e-mail ---------------------------------------------
+
+
+async def test_a_monthly_statement_is_e_mailed_with_the_stored_statement_as_pdf(conn, peers, dispatcher, tmp_path):
+    smtp, _, _ = peers
+    await november(conn)
+    await conn.execute(
+        "UPDATE customers SET preferred_channel = 'email', email = lower(customer_id) || '@example.test'"
+    )
+    rules, customers = load_rules(), await conn.fetch(SELECT_CUSTOMERS, ["A", "B"])
+    notes = {}
+    for row in customers:
+        decision = decide_monthly_statement(customer_from_row(row), NOV.label, T0, rules)
+        [notes[row["customer_id"]]] = decision.notifications
+        await write_notifications(conn, decision.notifications)
+    # A's statement is stored (the clock does it in the same transaction); B's was lost: its notice
+    # fails, visibly, saying how to rebuild it.
+    await store_report(conn, await figures.statement(conn, NOV, AS_OF, "A"), NOV.label, "A", AS_OF)
+    await conn.execute("UPDATE customer_notifications SET next_attempt_at = $1", T0)
+    try:
+        report = await dispatcher.round(conn)
+    finally:
+        dispatcher.renderer.close()
+    assert (report.sent, report.failed) == ({"email": 1}, {"email": 1})
+    [mail] = smtp.received
+    assert mail.to == ["a@example.test"]
+    [pdf] = [part for part in mail.message.walk() if part.get_content_type() == "application/pdf"]
+    assert pdf.get_filename() == "statement-A-2026-11.pdf"
+    (tmp_path / "a.pdf").write_bytes(pdf.get_payload(decode=True))
+    text = await asyncio.to_thread(
+        subprocess.run, ["pdftotext", str(tmp_path / "a.pdf"), "-"], capture_output=True, text=True, check=True
+    )
+    assert "上海华东物流有限公司" in text.stdout and "2026-11" in text.stdout
+    b = await state(conn, notes["B"].notification_id)
+    assert b["status"] == "failed" and "hub report statement --customer B --month 2026-11" in b["last_error"]

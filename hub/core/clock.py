@@ -541,5 +541,5 @@ def decide_monthly_statement(customer: CustomerInfo, period: str, now: datetime,
         shipment_id=None,
         order_id=None,
         reference=period,
-    )
+    )._replace(statement_period=period)
     return ClockDecision((firing,), notifications=(notice,))

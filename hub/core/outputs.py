@@ -69,6 +69,7 @@ class NotificationDecision(NamedTuple):
     language: str
     body: str
     source_event_id: str
+    statement_period: str | None = None  # a monthly statement: the stored statement it carries
 
 
 class TaskUpdate(NamedTuple):

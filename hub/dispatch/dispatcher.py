@@ -35,6 +35,7 @@ from hub.core.state import CustomerInfo
 from hub.core.topics import Destinations, Queue
 from hub.core.webhooks import Secret
 from hub.dispatch import queries
+from hub.dispatch.attachments import AttachmentError, Renderer
 from hub.dispatch.email import EmailChannel
 from hub.dispatch.gateway import GatewayChannel
 from hub.dispatch.outgoing import Outgoing
@@ -46,6 +47,7 @@ from schemas.enums import CustomerTier, Department, Language, NotificationChanne
 log = logging.getLogger("hub.dispatch")
 FAILED_TIMER = "notification_failed"
 CALL_BACK_TIMER = "call_back"
+STATEMENT_PDFS_PER_ROUND = 40  # at about 0.5 s each, well within the 120 s lease on one worker
 
 
 class Channel(Protocol):
@@ -123,6 +125,7 @@ class Dispatcher:
         self.limits = {channel: asyncio.Semaphore(settings.dispatch_concurrency) for channel in self.channels}
         self.breakers: dict[str, Breaker] = {}
         self.endpoint_limits: dict[str, asyncio.Semaphore] = {}
+        self.renderer = Renderer(settings.report_processes)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
 
@@ -143,6 +146,7 @@ class Dispatcher:
                 await self._sleep(delay)
                 delay = min(delay * 2, 10.0)
         await self.client.aclose()
+        self.renderer.close()
 
     async def _serve(self) -> None:
         conn = await asyncpg.connect(self.settings.dsn)
@@ -172,7 +176,7 @@ class Dispatcher:
         async with conn.transaction():
             rows = await conn.fetch(queries.CLAIM, now, self.settings.dispatch_batch, self.settings.dispatch_lease_s)
         if rows:
-            notes = await self._outgoing(conn, rows, now)
+            notes = self._pace_statements(await self._outgoing(conn, rows, now), work)
             latest = await self._latest_milestones(conn, notes)
             sends = [self._decide(note, latest.get(note.shipment_id or ""), work) for note in notes]
             await asyncio.gather(*(s for s in sends if s is not None))
@@ -181,6 +185,19 @@ class Dispatcher:
         report.lag_s = await conn.fetchval(queries.DISPATCH_LAG, self.now())
         report.open_circuits = sum(1 for b in self.breakers.values() if b.is_open)
         return report
+
+    def _pace_statements(self, notes: list[Outgoing], work: _Round) -> list[Outgoing]:
+        """At most STATEMENT_PDFS_PER_ROUND statement e-mails a round: their PDFs take time to render,
+        and a round must finish well within its lease (HUB_DISPATCH_LEASE_S). The rest wait a round."""
+        kept, pdfs = [], 0
+        for note in notes:
+            if note.statement_period and note.channel == NotificationChannel.EMAIL.value:
+                pdfs += 1
+                if pdfs > STATEMENT_PDFS_PER_ROUND:
+                    work.postponed.append((note, work.now))
+                    continue
+            kept.append(note)
+        return kept
 
     def _decide(self, note: Outgoing, latest: int | None, work: _Round) -> Awaitable[None] | None:
         decided = plan(note.kind, note.channel, latest, work.now, self._zone(note), note.quiet_hours)
@@ -212,14 +229,29 @@ class Dispatcher:
             async with self.limits[note.channel]:
                 started = time.perf_counter()
                 try:
-                    result = await self.channels[note.channel].send(render(note))
-                except TemplateError as exc:
+                    result = await self.channels[note.channel].send(await self._attach(render(note)))
+                except (TemplateError, AttachmentError) as exc:
                     result = TryResult(Outcome.FAILED, None, str(exc))
                 duration = int((time.perf_counter() - started) * 1000)
             breaker.record(result.outcome, self.now())
         if breaker.is_open and result.outcome is Outcome.RETRY:
             log.warning("circuit of %s is open after %d failed tries in a row", endpoint, breaker.failures)
         work.tried.append(_Tried(note, result, self.now(), duration))
+
+    async def _attach(self, note: Outgoing) -> Outgoing:
+        """An e-mailed statement notice with its statement as PDF."""
+        if not note.statement_period or note.channel != NotificationChannel.EMAIL.value:
+            return note
+        if note.statement is None:
+            raise AttachmentError(
+                f"the statement of customer {note.customer_id} for {note.statement_period} is not stored: rebuild it "
+                f"with `hub report statement --customer {note.customer_id} --month {note.statement_period}`, "
+                f"then `hub notifications retry {note.notification_id}`"
+            )
+        try:
+            return replace(note, pdf=await self.renderer.statement_pdf(note.statement))
+        except (ValueError, RuntimeError, OSError) as exc:  # a statement that no longer parses, a renderer gone
+            raise AttachmentError(f"cannot render the statement PDF: {type(exc).__name__}: {exc}"[:300]) from None
 
     def _endpoint(self, note: Outgoing) -> str:
         if note.channel == NotificationChannel.WEBHOOK.value and note.webhook_url:
@@ -238,6 +270,7 @@ class Dispatcher:
             r["notification_id"]: r["attempt"]
             for r in await conn.fetch(queries.LAST_ATTEMPTS, [r["notification_id"] for r in rows])
         }
+        statements = await self._statements(conn, rows)
         notes = []
         for r in rows:
             c: dict[str, Any] = dict(customers.get(r["customer_id"]) or {})
@@ -262,9 +295,18 @@ class Dispatcher:
                     quiet_hours=c.get("quiet_hours"),
                     secrets=tuple(secrets.get(r["customer_id"], ())),
                     extra={"tier": c.get("tier") or CustomerTier.STANDARD.value},
+                    statement_period=r["statement_period"],
+                    statement=statements.get((r["customer_id"], r["statement_period"])),
                 )
             )
         return notes
+
+    async def _statements(self, conn: asyncpg.Connection, rows: list[asyncpg.Record]) -> dict[tuple[str, str], bytes]:
+        wanted = [(r["customer_id"], r["statement_period"]) for r in rows if r["statement_period"]]
+        if not wanted:
+            return {}
+        found = await conn.fetch(queries.STORED_STATEMENTS, [c for c, _ in wanted], [p for _, p in wanted])
+        return {(r["customer_id"], r["period"]): bytes(r["content"]) for r in found}
 
     async def _latest_milestones(self, conn: asyncpg.Connection, notes: list[Outgoing]) -> dict[str, int]:
         shipments = sorted({n.shipment_id for n in notes if n.shipment_id})

@@ -31,6 +31,9 @@ class EmailChannel:
         msg["Date"] = email.utils.format_datetime(note.created_at)
         msg["Content-Language"] = "zh-CN" if note.language == "zh" else "en"
         msg.set_content(note.text, charset="utf-8")
+        if note.pdf is not None:
+            name = f"statement-{note.customer_id}-{note.statement_period}.pdf"
+            msg.add_attachment(note.pdf, maintype="application", subtype="pdf", filename=name)
         return msg
 
     async def send(self, note: Outgoing) -> TryResult:

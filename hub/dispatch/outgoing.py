@@ -32,3 +32,6 @@ class Outgoing:
     text: str = ""  # rendered for the channel by templates.py
     subject: str = ""  # e-mail only
     extra: dict[str, Any] = field(default_factory=dict)
+    statement_period: str | None = None  # a monthly statement notice: the period of the statement it carries
+    statement: bytes | None = field(default=None, repr=False)  # that stored statement (JSON), if stored
+    pdf: bytes | None = field(default=None, repr=False)  # e-mail: the statement rendered, attached

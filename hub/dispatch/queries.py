@@ -15,7 +15,16 @@ WITH due AS (
 UPDATE customer_notifications AS n SET next_attempt_at = $1 + make_interval(secs => $3)
 FROM due WHERE n.notification_id = due.notification_id
 RETURNING n.notification_id::text, n.kind, n.channel, n.language, n.body, n.customer_id, n.shipment_id,
-          n.created_at, n.attempts
+          n.created_at, n.attempts, n.statement_period
+"""
+
+# The stored statements monthly_statement notices carry, by (customer, period).
+STORED_STATEMENTS = """
+SELECT r.customer_id, r.period, r.content
+FROM reports AS r
+JOIN unnest($1::text[], $2::text[]) AS wanted(customer_id, period)
+  ON r.customer_id = wanted.customer_id AND r.period = wanted.period
+WHERE r.kind = 'statement' AND r.format = 'json'
 """
 
 SELECT_CUSTOMERS = """

@@ -103,8 +103,8 @@ WHERE notification_id = $1 AND status = 'failed'
 # $1 the old notice, $2 the new id, $3 its source_event_id, $4 now (created and due).
 INSERT_RESEND = """
 INSERT INTO customer_notifications (notification_id, customer_id, shipment_id, kind, channel, language, body,
-                                    source_event_id, created_at, next_attempt_at)
-SELECT $2, customer_id, shipment_id, kind, channel, language, body, $3, $4, $4
+                                    source_event_id, created_at, next_attempt_at, statement_period)
+SELECT $2, customer_id, shipment_id, kind, channel, language, body, $3, $4, $4, statement_period
 FROM customer_notifications WHERE notification_id = $1
 ON CONFLICT DO NOTHING
 RETURNING notification_id

@@ -155,7 +155,17 @@ COPY_TASKS = (
 COPY_TASK_EVENTS = ("task_events", ("task_id", "at", "actor", "action", "detail"))
 COPY_NOTIFICATIONS = (
     "customer_notifications",
-    ("notification_id", "customer_id", "shipment_id", "kind", "channel", "language", "body", "source_event_id"),
+    (
+        "notification_id",
+        "customer_id",
+        "shipment_id",
+        "kind",
+        "channel",
+        "language",
+        "body",
+        "source_event_id",
+        "statement_period",
+    ),
 )
 COPY_OUTBOX = ("outbox", ("topic", "key", "value", "headers", "message_id"))
 

@@ -74,6 +74,7 @@ async def write_notifications(conn: asyncpg.Connection, notes: Sequence[Notifica
                 n.language,
                 n.body,
                 n.source_event_id,
+                n.statement_period,
             )
             for n in notes
         ],
