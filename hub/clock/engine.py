@@ -63,6 +63,21 @@ class TickReport:
     notifications: int = 0
     lag_s: float = 0.0  # now minus the oldest moment that was due and unfired when the tick began
     duration_s: float = 0.0
+    more: bool = False  # a sweep stopped at its per-tick share: tick again without waiting
+
+    def then(self, later: TickReport) -> TickReport:
+        """This tick and the one that continued its sweep, as one report."""
+        return TickReport(
+            self.now,
+            self.fired + later.fired,
+            self.skipped + later.skipped,
+            self.alerts + later.alerts,
+            self.tasks + later.tasks,
+            self.notifications + later.notifications,
+            self.lag_s,
+            self.duration_s + later.duration_s,
+            later.more,
+        )
 
     def add(self, decision: ClockDecision) -> None:
         self.fired += decision.firings
@@ -296,6 +311,8 @@ async def _monthly_statements(conn: asyncpg.Connection, now: datetime, clock: Cl
             await _apply(conn, [decide_monthly_statement(customer, period.label, now, clock.rules)], clock, report)
     if len(rows) < STATEMENTS_PER_TICK:
         await conn.execute(queries.MARK_PERIOD_SWEPT, timer, period.label, now)
+    else:
+        report.more = True
 
 
 async def store_report(

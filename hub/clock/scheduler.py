@@ -67,7 +67,8 @@ class Scheduler:
                         report.duration_s * 1000,
                     )
                 self.on_tick(report)
-                await self._sleep(self.interval_s)
+                if not report.more:
+                    await self._sleep(self.interval_s)
         finally:
             self.leading = False
             with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):

@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="What fired as JSON instead of a table"),
     ) -> None:
         """Evaluate the clock's timers once (SLA warnings and breaches, stale shipments, overdue deliveries,
-        key-account reviews) and print what fired; its alerts go out through the outbox."""
+        key-account reviews, surveys, monthly statements) and print what fired; its alerts go out
+        through the outbox."""
         s = settings()
         moment = parse_now(now)
         try:
@@ -83,7 +84,10 @@ def register(app: typer.Typer) -> None:
 
         async def go() -> TickReport:
             async with database(dsn, decode_jsonb=False) as conn:
-                return await _locked_tick(conn, moment, clock)
+                report = await _locked_tick(conn, moment, clock)
+                while report.more:  # a long sweep (the month's statements) goes on to its end
+                    report = report.then(await _locked_tick(conn, moment, clock))
+                return report
 
         try:
             report = run(go())
