@@ -74,12 +74,19 @@ class FakeProducer:
         return future
 
     def ack(self, ids: set[int] | None = None) -> None:
-        """Acknowledge the record batches that carry only rows of `ids` (None: all)."""
+        """Acknowledge the record batches that carry rows of `ids` (None: all)."""
+        self._settle(ids, None)
+
+    def refuse(self, ids: set[int]) -> None:
+        """Fail the record batches that carry rows of `ids`, as aiokafka does once it gives up."""
+        self._settle(ids, RequestTimedOutError())
+
+    def _settle(self, ids: set[int] | None, error: Exception | None) -> None:
         keep = []
         for carried, future in self.pending:
-            if ids is None or carried <= ids:
+            if ids is None or carried & ids:
                 if not future.done():
-                    future.set_result(None)
+                    future.set_result(None) if error is None else future.set_exception(error)
             else:
                 keep.append((carried, future))
         self.pending = keep
@@ -136,6 +143,7 @@ async def relay_of(database_url):
     yield start
     for relay, task in tasks:
         relay.stop()
+        relay.producer.auto_ack = True  # the stop drains the outbox: let it
         relay.producer.ack()
         await asyncio.wait_for(task, WAIT_S)
 
@@ -202,27 +210,132 @@ async def test_batch_k_plus_1_is_published_while_k_awaits_its_ack_and_is_not_rea
 
 
 @pytest.mark.postgres
-async def test_a_failed_send_leaves_its_rows_unsent_and_they_are_published_again(conn, relay_of):
-    await insert(conn, 4, keys=1, topics=TOPICS[:1])  # one partition: one send_batch call per relay batch
-    producer = FakeProducer(auto_ack=False, fail_calls={1})
+async def test_at_most_max_in_flight_batches_wait_for_the_broker(conn, relay_of):
+    await insert(conn, 40, topics=TOPICS[:1], keys=1)
+    producer = FakeProducer(auto_ack=False)
+    relay, _task = relay_of(producer, batch_size=2, max_in_flight=2)
+
+    async def calls(n):
+        async def check():
+            return producer.calls == n
+        return check
+
+    await until(await calls(2), "two batches in flight")
+    await asyncio.sleep(0.3)
+    assert producer.calls == 2 and producer.ids() == [1, 2, 3, 4, 5, 6]  # [1, 2], then a full read grew
+    producer.ack({1})
+    await until(await calls(3), "a third once the first is acknowledged")
+    assert producer.ids()[6:] == list(range(7, 15))
+    await asyncio.sleep(0.3)
+    assert producer.calls == 3 and await unsent(conn) == list(range(3, 41))
+
+
+@pytest.mark.postgres
+async def test_a_refused_batch_leaves_its_rows_unsent_and_they_are_published_again(conn, relay_of):
+    await insert(conn, 4, topics=TOPICS[:1], keys=1)  # one partition: one record batch per relay batch
+    producer = FakeProducer(auto_ack=False)
     relay, _task = relay_of(producer, batch_size=2)
 
-    async def republished():
-        return len(producer.sent) >= 6  # batch 1 (failed), batch 2, then both read again
+    async def handed_over(n):
+        async def check():
+            return len(producer.sent) >= n
+        return check
 
-    await until(republished, "the failed rows handed over again")
-    # Nothing was marked: batch 1 failed, and batch 2, in flight behind it, is read again with it.
+    await until(await handed_over(4), "batches [1, 2] and [3, 4] handed over")
+    producer.refuse({1, 2})
+    await until(await handed_over(8), "the refused rows, and those behind them, handed over again")
+    # Nothing was marked: [1, 2] was refused, and [3, 4], in flight behind it, is read again with it.
     assert await unsent(conn) == [1, 2, 3, 4]
-    assert producer.ids()[:4] == [1, 2, 3, 4]
-    assert producer.ids()[4:6] == [1, 2]  # again, from the first unsent row, in order
+    assert producer.ids()[4:] == [1, 2, 3, 4]  # again, from the first unsent row, in order
 
     async def all_sent():
         producer.ack()
         return not await unsent(conn)
 
     await until(all_sent, "every row marked after the retry")
-    assert producer.ids()[4:] == [1, 2, 3, 4]
     assert relay.published == 4
+
+
+@pytest.mark.postgres
+async def test_what_the_broker_took_before_a_refused_batch_is_marked_and_not_sent_again(conn, relay_of):
+    await insert(conn, 6, topics=TOPICS[:1], keys=1)
+    producer = FakeProducer(auto_ack=False)
+    relay, _task = relay_of(producer, batch_size=2)
+
+    async def handed_over(n):
+        async def check():
+            return len(producer.sent) >= n
+        return check
+
+    await until(await handed_over(6), "[1, 2] and then, the read being full, [3, 4, 5, 6] in flight")
+    assert [s.call for s in producer.sent] == [1, 1, 2, 2, 2, 2]
+    producer.refuse({3})  # the second refused while the first still waits: nothing can be marked yet
+    await asyncio.sleep(0.3)
+    assert await unsent(conn) == [1, 2, 3, 4, 5, 6]
+    producer.ack({1, 2})  # the first acknowledged: it is marked, then the refusal ends this lead
+
+    async def first_marked():
+        return await unsent(conn) == [3, 4, 5, 6]
+
+    await until(first_marked, "the acknowledged batch marked")
+    await until(await handed_over(10), "the refused batch published again")
+    assert producer.ids()[6:10] == [3, 4, 5, 6]
+
+    async def all_sent():
+        producer.ack()
+        return not await unsent(conn)
+
+    await until(all_sent, "every row marked after the retry")
+    assert sorted(producer.ids()) == [1, 2, 3, 3, 4, 4, 5, 5, 6, 6]
+
+
+@pytest.mark.postgres
+async def test_a_backlog_is_read_in_growing_batches_and_a_caught_up_relay_reads_small_ones(conn, relay_of):
+    await insert(conn, 200, topics=TOPICS[:1], keys=1)
+    producer = FakeProducer()
+    relay, _task = relay_of(producer, batch_size=5)
+
+    async def all_sent():
+        return not await unsent(conn)
+
+    await until(all_sent, "the backlog sent")
+    sizes = [sum(1 for s in producer.sent if s.call == call) for call in range(1, producer.calls + 1)]
+    assert sizes[:5] == [5, 10, 20, 40, 40]  # doubling while reads come back full, up to 8x batch_size
+    assert sum(sizes) == 200
+    await insert(conn, 3, topics=TOPICS[:1], keys=1, first=201)
+    await until(all_sent, "three more rows sent")
+    assert [s.call for s in producer.sent[-3:]] == [producer.calls] * 3
+
+
+@pytest.mark.postgres
+async def test_a_row_committed_late_below_rows_already_read_is_published_too(conn, database_url, relay_of):
+    """Another worker's transaction takes an id, then commits after later ids were read and published
+    (here while a backlog is read on after the rows in flight)."""
+    late = await asyncpg.connect(database_url)
+    try:
+        transaction = late.transaction()
+        await transaction.start()
+        await insert(late, 1, notify=False, first=1, topics=TOPICS[:1], keys=1)  # takes id 1, not yet visible
+        await insert(conn, 60, first=2, topics=TOPICS[:1], keys=1)
+        producer = FakeProducer(auto_ack=False)
+        relay, _task = relay_of(producer, batch_size=4)
+
+        async def read_on():
+            producer.ack()
+            return len(producer.sent) >= 30
+
+        await until(read_on, "the relay reading on through the committed rows")
+        await transaction.commit()
+    finally:
+        await late.close()
+
+    async def all_sent():
+        producer.ack()
+        return not await unsent(conn)
+
+    await until(all_sent, "the late row sent as well")
+    assert sorted(producer.ids()) == list(range(1, 62))
+    assert producer.ids().index(1) >= 30
 
 
 @pytest.mark.postgres
