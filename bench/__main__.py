@@ -108,6 +108,74 @@ def main(
 
 
 @app.command()
+def latency(
+    rates: list[float] = typer.Option(
+        [Options.latency_rate],
+        "--rate",
+        help="Offered events/s; repeat the option for several rates "
+        "(e.g. --rate 2000 --rate 8587 for the full run's two)",
+    ),
+    seconds: float = typer.Option(Options.latency_seconds, "--seconds", help="Length of each latency run"),
+    repeat: int = typer.Option(1, "--repeat", help="Runs at each rate (interleaved across the rates)"),
+    hub_workers: int = typer.Option(None, "--hub-workers", help="`hub run --workers` [default: cores, at most 6]"),
+    seed: int = typer.Option(Options.seed, "--seed"),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        dir_okay=False,
+        help="Where the runs go as JSON [default: bench/results/latency-<time>.json]; "
+        "never latest.json, which holds full runs only",
+    ),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, every process's log)"),
+) -> None:
+    """Only the latency runs (no drains, so no measured half maximum: give the rates), for before/after checks."""
+    from bench.latency_only import run_latency_only
+
+    if not rates or min(rates) <= 0 or seconds <= 0 or repeat < 1:
+        _fail("--rate and --seconds must be positive, --repeat at least 1")
+    options = Options(
+        repeat=repeat,
+        latency_seconds=seconds,
+        seed=seed,
+        keep_work_dir=keep,
+        **({"hub_workers": hub_workers} if hub_workers is not None else {}),
+    )
+    try:
+        result = asyncio.run(run_latency_only(options, rates, _say))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(f"{exc}\nEvery process's log is kept in the work directory printed above.")
+    out = out or RESULTS_DIR / f"latency-{result['created_at']}.json"
+    if out.resolve() == DEFAULT_OUT.resolve():
+        _fail("latest.json holds full runs only: choose another --out")
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    table = Table(title=f"latency only ({result['hub_workers']} workers, load {result['load_average']})")
+    for column in (
+        "rate/s",
+        "task p50",
+        "task p99",
+        "commit p99",
+        "alert p50",
+        "alert p99",
+        "alert/task p99",
+        "commit->alert p50",
+        "commit->alert p99",
+        "box busy %",
+    ):
+        table.add_column(column, justify="right")
+    for row in result["summary"]:
+        table.add_row(
+            f"{row['rate']:,.0f}",
+            *(f"{row[k]:,.0f}" for k in ("db_p50_ms", "db_p99_ms", "commit_p99_ms", "alert_p50_ms", "alert_p99_ms")),
+            f"{row['alert_over_task_p99']:.2f}",
+            f"{row['alert_after_commit_p50_ms']:,.0f}",
+            f"{row['alert_after_commit_p99_ms']:,.0f}",
+            f"{row['box_busy_pct']:.0f}",
+        )
+    console.print(table)
+    console.print(f"written to [bold]{out}[/]")
+
+
+@app.command()
 def profile(
     events: int = typer.Option(50_000, "--events", help="Events the profiled hub drains"),
     seed: int = typer.Option(Options.seed, "--seed"),

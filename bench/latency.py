@@ -289,6 +289,8 @@ async def _offer(
     db = [(t, (created[e] - t) * 1000) for e, t in sent.items() if e in created]
     commit = [(t, (committed[e] - t) * 1000) for e, t in sent.items() if e in committed]
     alert = [(t, (listener.arrivals[e] - t) * 1000) for e, t in sent.items() if e in listener.arrivals]
+    # The outbox relay's share: from the commit that wrote the alert's row to its arrival on the queue.
+    relay = [(listener.arrivals[e] - committed[e]) * 1000 for e in sent if e in listener.arrivals and e in committed]
     return {
         "offered_rate": rate,
         "seconds": seconds,
@@ -298,6 +300,7 @@ async def _offer(
         "db": latency_summary([lat for _, lat in db]),
         "commit": latency_summary([lat for _, lat in commit]),
         "alert": latency_summary([lat for _, lat in alert]),
+        "alert_after_commit": latency_summary(relay),
         "missing_tasks": len(sent) - len(db),
         "missing_alerts": len(sent) - len(alert),
         "db_p99_by_fifth_ms": windows(db),
