@@ -27,6 +27,7 @@ from hub.core.rules import Rules, load_rules
 from hub.dispatch.dispatcher import Dispatcher, RoundReport
 from hub.inbound import InboundBatches
 from hub.kafka import ensure_topics, faststream_security, start_producer
+from hub.logs import faststream_logger
 from hub.migrate import pending_migrations
 from hub.ops.lifecycle import Purger, Retention
 from hub.pipeline import Pipeline
@@ -72,8 +73,8 @@ def build_broker(settings: Settings) -> KafkaBroker:
         security=faststream_security(settings),
         graceful_timeout=settings.graceful_timeout_s,
         enable_idempotence=settings.kafka_idempotence,
-        logger=logging.getLogger("hub.faststream"),
-        log_level=logging.DEBUG,  # the hub logs one line per batch itself
+        logger=faststream_logger(),
+        log_level=logging.DEBUG,  # the hub logs its own summary (hub.observability.ActivityLog)
     )
 
 
