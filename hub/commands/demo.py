@@ -249,21 +249,21 @@ def register(app: typer.Typer) -> None:
             )
 
 
-# What the demo leaves in Postgres, and where to look next: the command, and what it shows.
-EXAMPLE_QUERIES = {
-    "shipment": """
-        SELECT shipment_id FROM coordination_tasks WHERE created_at >= $1 AND shipment_id IS NOT NULL
-        ORDER BY escalation_level DESC, severity, created_at LIMIT 1""",
-    "customer": """
-        SELECT s.customer_id FROM coordination_tasks AS t JOIN shipments AS s USING (shipment_id)
-        WHERE t.created_at >= $1 AND s.customer_id IS NOT NULL
-        ORDER BY t.escalation_level DESC, t.severity, t.created_at LIMIT 1""",
-    "dead_letter": "SELECT id::text FROM dead_letters WHERE created_at >= $1 ORDER BY created_at LIMIT 1",
-}
+# What the demo leaves in Postgres, and where to look next: a shipment whose customer is known, with
+# the most escalated task of the run, and a dead letter.
+EXAMPLE_SHIPMENT = """
+SELECT s.shipment_id AS shipment, s.customer_id AS customer
+FROM coordination_tasks AS t JOIN shipments AS s USING (shipment_id)
+WHERE t.created_at >= $1 AND s.customer_id IS NOT NULL AND s.status IS NOT NULL
+ORDER BY t.escalation_level DESC, t.severity, t.created_at LIMIT 1
+"""
+EXAMPLE_DEAD_LETTER = "SELECT id::text FROM dead_letters WHERE created_at >= $1 ORDER BY created_at LIMIT 1"
 
 
 async def _examples(conn: asyncpg.Connection, since: datetime) -> dict[str, str]:
-    found = {name: await conn.fetchval(sql, since) for name, sql in EXAMPLE_QUERIES.items()}
+    row = await conn.fetchrow(EXAMPLE_SHIPMENT, since)
+    found = dict(row) if row else {}
+    found["dead_letter"] = await conn.fetchval(EXAMPLE_DEAD_LETTER, since)
     return {name: value for name, value in found.items() if value}
 
 

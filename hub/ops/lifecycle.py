@@ -250,8 +250,9 @@ def describe(report: PurgeReport) -> str:
 
 @dataclass
 class Purger:
-    """The purge inside `hub run`: one hub per database (a session advisory lock on its own
-    connection, like the clock) purges every `interval_s`, the first time shortly after start."""
+    """The purge inside `hub run`: every `interval_s` (the first time shortly after start) it purges
+    under the purge lock, taken for the round only, so one hub at a time purges and `hub purge` can
+    run between rounds; a hub that finds the lock taken skips its round."""
 
     dsn: str
     retention: Retention
@@ -259,43 +260,40 @@ class Purger:
     interval_s: float
     first_after_s: float = FIRST_RUN_AFTER_S
     on_purge: Callable[[PurgeReport], None] = lambda report: None
-    leading: bool = False
+    purging: bool = False
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
+        await self._sleep(min(self.first_after_s, self.interval_s))
         delay = 1.0
         while not self._stop.is_set():
             try:
-                await self._lead()
+                await self._round()
                 delay = 1.0
             except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self.leading = False
                 log.warning("purge interrupted (%s: %s); retrying in %.0fs", type(exc).__name__, exc, delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
+                continue
+            await self._sleep(self.interval_s)
 
-    async def _lead(self) -> None:
+    async def _round(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         try:
-            while not await conn.fetchval(TRY_LOCK, PURGE_LOCK):
-                await self._sleep(self.interval_s)  # another hub purges; take over if it stops
-                if self._stop.is_set():
-                    return
-            self.leading = True
-            await self._sleep(min(self.first_after_s, self.interval_s))
-            while not self._stop.is_set():
-                report = await purge(conn, self.retention, self.batch, stopping=self._stop.is_set)
-                if report.total or not report.complete:
-                    log.info("%s", describe(report))
-                self.on_purge(report)
-                await self._sleep(self.interval_s)
+            self.purging = True
+            report = await purge_locked(conn, self.retention, self.batch, stopping=self._stop.is_set)
+        except PurgeBusy:
+            return  # another hub (or `hub purge`) is at it
         finally:
-            self.leading = False
+            self.purging = False
             with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
                 await conn.close(timeout=2)
+        if report.total or not report.complete:
+            log.info("%s", describe(report))
+        self.on_purge(report)
 
     async def _sleep(self, seconds: float) -> None:
         with suppress(asyncio.TimeoutError):

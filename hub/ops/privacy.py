@@ -153,9 +153,9 @@ async def erase_customer(conn: asyncpg.Connection, customer_id: str, by: str) ->
 
 def _needles(customer_id: str | None, name: str | None, email: str | None, phone: str | None) -> list[bytes]:
     """What names the customer in raw message bytes: their id as a JSON string, and their contact data
-    (a name only when long enough not to match unrelated text)."""
+    (a name only when long enough not to match unrelated text: 5 bytes, e.g. "Li Na" or 王伟)."""
     found = [f'"{customer_id}"'.encode()] if customer_id else []
-    if name and len(name.strip()) >= 2:
+    if name and len(name.strip().encode()) >= 5:
         found.append(name.strip().encode())
     for value in (email, phone):
         if value and value.strip():
