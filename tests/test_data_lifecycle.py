@@ -170,7 +170,12 @@ async def test_one_hub_of_several_purges_on_schedule(seeded: str):
         # the lock is held for a round only: between rounds `hub purge` can take it
         conn = await asyncpg.connect(seeded)
         try:
-            assert any([await conn.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK) for _ in range(20)])
+            for _ in range(100):
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", PURGE_LOCK):
+                    break
+                await asyncio.sleep(0.05)
+            else:
+                pytest.fail("the purge lock was never free between rounds")
         finally:
             await conn.close()
     finally:
