@@ -4,6 +4,7 @@ python -m bench                       # 50,000 events, 3 repeats, latency at 2,0
 python -m bench --small               # CI preset: 6,000 events, 1 repeat, latency 5 s at 500/s
 python -m bench --soak-minutes 10     # plus 10 minutes at 2,000/s (--soak-rate), RSS every 10 s
 python -m bench profile --events 50000
+python -m bench purge                 # the hub's throughput while 1,000,000 rows are purged, and without
 """
 
 from __future__ import annotations
@@ -210,6 +211,26 @@ def profile(
     (out_dir / f"profile-{result['created_at']}.json").write_text(json.dumps(result, indent=2) + "\n")
     _attach_to_summary(summary_file, result)
     _print_profile(result)
+
+
+@app.command()
+def purge(
+    rows: int = typer.Option(1_000_000, "--rows", help="Rows past retention that the purge deletes"),
+    events: int = typer.Option(120_000, "--events", help="Events the hub drains meanwhile (and without a purge)"),
+    batch: int = typer.Option(1000, "--batch", help="Rows per purge transaction (HUB_PURGE_BATCH)"),
+    seed: int = typer.Option(Options.seed, "--seed"),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, logs)"),
+) -> None:
+    """The hub's throughput while a purge of --rows rows runs, and without one (bench/purge.py)."""
+    from bench.purge import lines, run_purge_bench, write
+
+    try:
+        result = asyncio.run(run_purge_bench(rows, events, batch, seed, keep, _say))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(str(exc))
+    for line in lines(result):
+        console.print(line, highlight=False)
+    console.print(f"written to [bold]{write(result)}[/]")
 
 
 def _attach_to_summary(path: Path, result: dict) -> None:

@@ -16,7 +16,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from hub.config import Settings
-from hub.inbound import InboundBatches
+from hub.inbound import AssignmentLog, InboundBatches
 
 MAX_FETCH_BYTES = 8 * 1024 * 1024  # above the 1 MiB limit, so oversized records reach the dead-letter topic
 
@@ -60,6 +60,7 @@ def subscribe_inbound(broker: KafkaBroker, settings: Settings, batches: InboundB
         # instead of contending for its lock across processes. Round robin (the client's
         # default) stays listed so a group of older hubs can still be joined during an upgrade.
         partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
+        listener=AssignmentLog(),  # partitions counted per topic, on one short line
         parser=_batch_parser(lambda: subscriber.consumer),  # bound once the subscriber exists
         decoder=_raw,
         include_in_schema=False,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from importlib.metadata import PackageNotFoundError, version
 
 import typer
 
@@ -17,6 +18,24 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(show: bool) -> None:
+    if show:
+        try:
+            typer.echo(f"hub {version('logistics-hub')}")
+        except PackageNotFoundError:  # a source tree that was never installed
+            typer.echo("hub (not installed: pip install -e .)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the hub's version and exit."
+    ),
+) -> None:
+    """Kafka-native integration hub for a logistics customer-service desk."""
 
 
 def _collect() -> None:

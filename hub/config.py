@@ -123,6 +123,22 @@ class Settings(BaseSettings):
     )
     webhook_timeout_s: float = Field(10.0, gt=0, le=60, description="Timeout of one webhook or gateway call")
 
+    # Data lifecycle (`hub purge`, and inside `hub run`): how long rows are kept; 0 keeps them forever.
+    retain_inbox_days: float = Field(
+        30, ge=0, description="Processed event ids kept for duplicate detection; must exceed any redelivery window"
+    )
+    retain_outbox_days: float = Field(7, ge=0, description="Published outbox rows kept after they were sent")
+    retain_dead_letters_days: float = Field(
+        90, ge=0, description="Dead letters kept after their replay, or after they arrived if never replayed"
+    )
+    retain_events_days: float = Field(
+        0, ge=0, description="Event history (shipment_events, call_logs) kept by occurred_at (0: forever)"
+    )
+    purge_interval_s: float = Field(
+        3600, ge=0, description="How often `hub run` purges what is past retention (0: never, in this process)"
+    )
+    purge_batch: int = Field(1000, ge=1, le=100_000, description="Rows deleted per purge transaction")
+
     # Operations.
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"

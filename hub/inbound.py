@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from hub.core.decoding import Record
@@ -131,8 +131,9 @@ class InboundBatches:
 
     def _report(self, batch: _InFlight, outcome: BatchOutcome) -> None:
         elapsed = time.perf_counter() - batch.started
-        if log.isEnabledFor(logging.INFO):  # the extra fields are built only when logged
-            log.info(
+        # One line per batch at DEBUG; at INFO, hub.observability.ActivityLog sums them up every 10 s.
+        if log.isEnabledFor(logging.DEBUG):  # the extra fields are built only when logged
+            log.debug(
                 "batch: %d records, %d processed, %d duplicates, %d dead-lettered, %d alerts, %d tasks, "
                 "%d notifications in %.0f ms",
                 batch.count,
@@ -189,3 +190,32 @@ def _rewind(consumer: Any, batches: list[Spans]) -> None:
         # no longer ours after a rebalance: the new owner reads from the committed offset
         with contextlib.suppress(IllegalStateError, KafkaError, AssertionError):
             consumer.seek(tp, offset)
+
+
+class AssignmentLog(ConsumerRebalanceListener):
+    """One short INFO line per rebalance, partitions counted per topic (FastStream's own line lists
+    every partition, 1,300 characters for the three topics; hub.logs drops it)."""
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        if revoked:
+            log.debug("partitions revoked: %s", partition_counts(revoked))
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        per_topic: dict[str, int] = {}
+        for tp in assigned:
+            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + 1
+        log.info(
+            "partitions assigned: %s",
+            partition_counts(assigned) or "none (more consumers than partitions, or the group is rebalancing)",
+            extra={"partitions": per_topic},
+        )
+
+
+def partition_counts(partitions: set[TopicPartition]) -> str:
+    """'9: call.logs 3, carrier.updates 3, shipment.events 3'"""
+    per_topic: dict[str, int] = {}
+    for tp in partitions:
+        per_topic[tp.topic] = per_topic.get(tp.topic, 0) + 1
+    if not per_topic:
+        return ""
+    return f"{len(partitions)}: " + ", ".join(f"{topic} {n}" for topic, n in sorted(per_topic.items()))

@@ -38,7 +38,7 @@ class _MaskingFormatter(logging.Formatter):
 
 
 class _JsonFormatter(logging.Formatter):
-    FIELDS = ("event_id", "shipment_id", "batch")
+    FIELDS = ("event_id", "shipment_id", "batch", "summary", "partitions")
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
@@ -54,6 +54,25 @@ class _JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exception"] = mask_phones(self.formatException(record.exc_info))
         return orjson.dumps(doc).decode()
+
+
+FASTSTREAM_LOGGER = "hub.faststream"
+
+
+class _NoPartitionLists(logging.Filter):
+    """FastStream logs every partition a consumer is assigned on one INFO line (1,300 characters for
+    the three topics); the hub logs them counted per topic instead (hub.inbound.AssignmentLog)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "assigned to partitions" not in str(record.msg)
+
+
+def faststream_logger() -> logging.Logger:
+    """The logger handed to FastStream, without its partition lists."""
+    logger = logging.getLogger(FASTSTREAM_LOGGER)
+    if not any(isinstance(f, _NoPartitionLists) for f in logger.filters):
+        logger.addFilter(_NoPartitionLists())
+    return logger
 
 
 def configure_logging(level: str = "INFO", fmt: str = "text") -> None:

@@ -433,3 +433,142 @@ class Observability:
 
     async def _metrics(self) -> Response:
         return 200, METRICS_CONTENT_TYPE, self.metrics.render()
+
+
+# ---------------------------------------------------------------------------------------------- the log
+
+
+SUMMARY_EVERY_S = 10.0
+summary_log = logging.getLogger("hub.summary")
+
+
+class Activity:
+    """What happened since the last summary line: inbound batches, the clock's ticks, dispatch rounds."""
+
+    def __init__(self) -> None:
+        self.events = BatchOutcome()
+        self.batches = 0
+        self.clock_fired = self.clock_alerts = self.clock_tasks = self.clock_notifications = 0
+        self.sent = self.failed = 0
+
+    def add_batch(self, outcome: BatchOutcome) -> None:
+        self.events.merge(outcome)
+        self.batches += 1
+
+    def add_tick(self, report: TickReport) -> None:
+        self.clock_fired += len(report.fired)
+        self.clock_alerts += report.alerts
+        self.clock_tasks += report.tasks
+        self.clock_notifications += report.notifications
+
+    def add_round(self, report: RoundReport) -> None:
+        self.sent += sum(report.sent.values())
+        self.failed += sum(report.failed.values())
+
+    @property
+    def happened(self) -> bool:
+        return bool(self.batches or self.clock_fired or self.sent or self.failed)
+
+
+def summary_line(a: Activity, seconds: float, lags: Mapping[str, int] | None) -> str:
+    """One line for the last `seconds`: events, alerts, tasks, notifications, dead letters, lag per topic."""
+    e = a.events
+    dead = sum(e.dead_lettered.values())
+    parts = [
+        f"{e.records:,} events in {seconds:.0f}s ({e.processed:,} processed, {e.duplicates:,} duplicates, "
+        f"{dead:,} dead-lettered)",
+        f"{sum(e.alerts.values()) + a.clock_alerts:,} alerts",
+        f"{e.tasks + a.clock_tasks:,} tasks",
+        f"{e.notifications + a.clock_notifications:,} notifications",
+    ]
+    if a.clock_fired:
+        parts.append(f"clock: {a.clock_fired:,} timers fired")
+    if a.sent or a.failed:
+        parts.append(f"dispatch: {a.sent:,} sent, {a.failed:,} failed")
+    if dead:
+        parts.append("dead letters: " + ", ".join(f"{n:,} {reason}" for reason, n in e.dead_lettered.most_common()))
+    if lags is not None:
+        total = sum(lags.values())
+        per_topic = ", ".join(f"{topic} {n:,}" for topic, n in sorted(lags.items()) if n)
+        parts.append(f"lag {total:,}" + (f" ({per_topic})" if per_topic else ""))
+    return "; ".join(parts)
+
+
+def summary_fields(a: Activity, lags: Mapping[str, int] | None) -> dict[str, Any]:
+    """The same figures for JSON logs."""
+    e = a.events
+    return {
+        "events": e.records,
+        "processed": e.processed,
+        "duplicates": e.duplicates,
+        "dead_lettered": dict(e.dead_lettered),
+        "alerts": sum(e.alerts.values()) + a.clock_alerts,
+        "tasks": e.tasks + a.clock_tasks,
+        "notifications": e.notifications + a.clock_notifications,
+        "timers_fired": a.clock_fired,
+        "sent": a.sent,
+        "failed": a.failed,
+        "lag": dict(lags) if lags is not None else None,
+    }
+
+
+class ActivityLog:
+    """HubRuntime extension: at INFO, one summary line every `every_s` seconds in which something
+    happened (or records wait: lag), instead of a line per batch (those are DEBUG)."""
+
+    def __init__(self, every_s: float = SUMMARY_EVERY_S) -> None:
+        self.every_s = every_s
+        self._runtime: Any = None
+        self._activity = Activity()
+        self._since = 0.0
+        self._task: asyncio.Task | None = None
+
+    async def start(self, runtime: Any) -> None:
+        self._runtime = runtime
+        self._since = asyncio.get_running_loop().time()
+        self._task = asyncio.create_task(self._every(), name="activity-log")
+
+    def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
+        self._activity.add_batch(outcome)
+
+    def on_tick(self, report: TickReport) -> None:
+        self._activity.add_tick(report)
+
+    def on_dispatch(self, report: RoundReport) -> None:
+        self._activity.add_round(report)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._activity.happened:
+            await self.flush(with_lag=False)  # the consumer is about to stop: its lag means nothing now
+
+    async def _every(self) -> None:
+        while True:
+            await asyncio.sleep(self.every_s)
+            try:
+                await self.flush()
+            except Exception:  # a summary must never stop the hub (logged, exc_info, at DEBUG)
+                log.debug("activity summary failed", exc_info=True)
+
+    async def flush(self, with_lag: bool = True) -> None:
+        """Log what happened since the last line, if anything did (or records are waiting)."""
+        now = asyncio.get_running_loop().time()
+        activity, seconds = self._activity, now - self._since
+        lags = await self._lags() if with_lag else None
+        if not activity.happened and not (lags and sum(lags.values())):
+            return
+        self._activity, self._since = Activity(), now
+        summary_log.info("%s", summary_line(activity, seconds, lags), extra={"summary": summary_fields(activity, lags)})
+
+    async def _lags(self) -> dict[str, int] | None:
+        consumer = self._runtime.consumer if self._runtime is not None else None
+        if consumer is None:
+            return None
+        per_topic: dict[str, int] = {}
+        for tp, lag in (await partition_lags(consumer)).items():
+            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + lag
+        return per_topic

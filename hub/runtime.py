@@ -27,7 +27,9 @@ from hub.core.rules import Rules, load_rules
 from hub.dispatch.dispatcher import Dispatcher, RoundReport
 from hub.inbound import InboundBatches
 from hub.kafka import ensure_topics, faststream_security, start_producer
+from hub.logs import faststream_logger
 from hub.migrate import pending_migrations
+from hub.ops.lifecycle import Purger, Retention
 from hub.pipeline import Pipeline
 from hub.relay import OutboxRelay
 
@@ -71,8 +73,8 @@ def build_broker(settings: Settings) -> KafkaBroker:
         security=faststream_security(settings),
         graceful_timeout=settings.graceful_timeout_s,
         enable_idempotence=settings.kafka_idempotence,
-        logger=logging.getLogger("hub.faststream"),
-        log_level=logging.DEBUG,  # the hub logs one line per batch itself
+        logger=faststream_logger(),
+        log_level=logging.DEBUG,  # the hub logs its own summary (hub.observability.ActivityLog)
     )
 
 
@@ -101,6 +103,8 @@ class HubRuntime:
     _scheduler_task: asyncio.Task | None = None
     dispatcher: Dispatcher | None = None
     _dispatcher_task: asyncio.Task | None = None
+    purger: Purger | None = None
+    _purger_task: asyncio.Task | None = None
     _stopping: bool = False
     totals: BatchOutcome = field(default_factory=BatchOutcome)
     subscriber: object | None = None
@@ -143,6 +147,9 @@ class HubRuntime:
         if s.dispatch_enabled:
             self.dispatcher = Dispatcher(s, self.rules, s.destinations, on_round=self._dispatched)
             self._dispatcher_task = asyncio.create_task(self.dispatcher.run(), name="dispatch")
+        if s.purge_interval_s > 0:
+            self.purger = Purger(dsn, Retention.of(s), s.purge_batch, s.purge_interval_s)
+            self._purger_task = asyncio.create_task(self.purger.run(), name="purge")
         self.broker = build_broker(s)
         self._batches = InboundBatches(
             lambda: self._pipeline,
@@ -196,6 +203,12 @@ class HubRuntime:
                 with suppress(asyncio.CancelledError, asyncio.TimeoutError):
                     await asyncio.wait_for(task, timeout=self.settings.webhook_timeout_s + 5)
         self._dispatcher_task = None
+        if self.purger is not None:
+            self.purger.stop()
+        if self._purger_task is not None:
+            with suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(self._purger_task, timeout=5)  # a batch in hand finishes first
+            self._purger_task = None
         if self.scheduler is not None:
             self.scheduler.stop()
         if self._scheduler_task is not None:

@@ -16,6 +16,13 @@ CSV_COLUMNS = ("customer_id", "name", "tier", "language", "preferred_channel", "
 OPTIONAL_COLUMNS = ("webhook_url", "timezone", "quiet_hours", "credit_rating", "account_manager")
 ALL_COLUMNS = CSV_COLUMNS + OPTIONAL_COLUMNS
 _QUIET = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+# Reasonable, not RFC 5322: one @, no spaces or brackets, a dotted domain whose last label is letters
+# (internationalised ones included). Rejects the usual garbage: a name, "n/a", a phone number, two addresses.
+_EMAIL = re.compile(r"^[^\s@<>()\[\],;:\"]+@(?:[^\W_](?:[\w-]*[^\W_])?\.)+[^\W\d_]{2,}$")
+# Digits, an optional leading +, and spaces, dashes, dots or parentheses between them: +86 138 0013 8000,
+# (021) 5555-0199, 138-0013-8000.
+_PHONE = re.compile(r"^\+?[\d\s().-]+$")
+PHONE_DIGITS = (7, 20)
 
 
 class Customer(BaseModel):
@@ -51,6 +58,27 @@ class Customer(BaseModel):
         if text is not None and not _QUIET.match(text):
             raise ValueError("write quiet hours as HH:MM-HH:MM, e.g. 22:00-08:00")
         return text
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, address: str | None) -> str | None:
+        if address is not None and not _EMAIL.match(address):
+            raise ValueError("not an e-mail address like name@example.com (one address, no spaces)")
+        return address
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, number: str | None) -> str | None:
+        if number is None:
+            return None
+        digits = sum(c.isdigit() for c in number)
+        low, high = PHONE_DIGITS
+        if not _PHONE.match(number) or not low <= digits <= high:
+            raise ValueError(
+                f"not a phone number: {low}-{high} digits, an optional leading +, and spaces, dashes, dots "
+                "or parentheses between them (e.g. +86 138 0013 8000)"
+            )
+        return number
 
     @field_validator("webhook_url")
     @classmethod

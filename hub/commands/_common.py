@@ -14,6 +14,7 @@ import typer
 from pydantic import SecretStr, ValidationError
 from pydantic_core import ErrorDetails
 from rich.console import Console
+from rich.markup import escape
 
 from hub.config import Settings
 
@@ -101,8 +102,14 @@ _LOCAL_ONLY = {"workers", "http_port", "http_host", "data_dir", "embedded_kafka_
 
 def print_second_terminal_hint(s: Settings, embedded_db: bool, commands: list[tuple[str, str]]) -> None:
     """What to paste into a second terminal, then what to run there (no line wrapped: it must paste whole)."""
-    hub = hub_command()
-    lines = ["from a second terminal, in this folder:", f"  [bold]{second_terminal_environment(s, embedded_db)}[/]"]
+    export = second_terminal_environment(s, embedded_db)
+    console.print(f"from a second terminal, in this folder:\n  [bold]{export}[/]", soft_wrap=True, highlight=False)
+    print_commands(commands)
+
+
+def print_commands(commands: list[tuple[str, str]], hub: str | None = None) -> None:
+    """One command a line, exactly as it is typed, then what it shows (never wrapped: each must paste whole)."""
+    hub = hub or hub_command()
     width = max(len(f"{hub} {c}") for c, _ in commands)
-    lines += [f"  [bold]{f'{hub} {c}':<{width}}[/]   {what}" for c, what in commands]
+    lines = [f"  [bold]{escape(f'{hub} {c}'.ljust(width))}[/]   {escape(what)}" for c, what in commands]
     console.print("\n".join(lines), soft_wrap=True, highlight=False)

@@ -39,7 +39,7 @@ from rich.table import Table
 
 from hub.clock.engine import Clock
 from hub.clock.lock import ClockBusy, locked_tick
-from hub.commands._common import console, fail, print_second_terminal_hint, settings
+from hub.commands._common import console, fail, hub_command, print_commands, print_second_terminal_hint, settings
 from hub.commands._demo_dispatch import LocalReceivers, by_channel, create_secrets, settle, with_webhooks
 from hub.commands._demo_dispatch import table as dispatch_table
 from hub.commands.run import embedded_services
@@ -175,6 +175,7 @@ class DemoSummary:
     clock: DemoClock
     checks: Checks
     dispatch: DemoDispatch | None = None  # notifications per channel and status, and what the receivers got
+    examples: dict[str, str] = field(default_factory=dict)  # a shipment, customer, dead letter to look at next
 
     def to_json(self) -> bytes:
         return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
@@ -240,11 +241,59 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"stopped the hub, the embedded broker and Postgres (Postgres data kept in {Path(s.data_dir) / 'postgres'})"
         )
+        print_next_steps(summary.examples)
         if not summary.drained:
             fail(
                 "the hub did not finish handling the traffic in time; the numbers above are partial. "
                 "Try a lower --rate, or look for warnings above."
             )
+
+
+# What the demo leaves in Postgres, and where to look next: a shipment whose customer is known, with
+# the most escalated task of the run, and a dead letter.
+EXAMPLE_SHIPMENT = """
+SELECT s.shipment_id AS shipment, s.customer_id AS customer
+FROM coordination_tasks AS t JOIN shipments AS s USING (shipment_id)
+WHERE t.created_at >= $1 AND s.customer_id IS NOT NULL AND s.status IS NOT NULL
+ORDER BY t.escalation_level DESC, t.severity, t.created_at LIMIT 1
+"""
+EXAMPLE_DEAD_LETTER = "SELECT id::text FROM dead_letters WHERE created_at >= $1 ORDER BY created_at LIMIT 1"
+
+
+async def _examples(conn: asyncpg.Connection, since: datetime) -> dict[str, str]:
+    row = await conn.fetchrow(EXAMPLE_SHIPMENT, since)
+    found = dict(row) if row else {}
+    found["dead_letter"] = await conn.fetchval(EXAMPLE_DEAD_LETTER, since)
+    return {name: value for name, value in found.items() if value}
+
+
+def next_steps(examples: dict[str, str]) -> list[tuple[str, str]]:
+    """The commands to run after the demo, on the data it left (ids from `examples` where there are some)."""
+    steps = [
+        ("tasks list --breached", "tasks past their SLA, and who has them now"),
+        ("tasks list --department claims", "one department's queue"),
+    ]
+    if "shipment" in examples:
+        steps.append((f"shipment {examples['shipment']}", "one shipment: its history, tasks and notices"))
+    if "customer" in examples:
+        steps.append((f"customers show {examples['customer']}", "its customer, and what the hub holds about them"))
+    steps.append(("notifications list --status failed", "notices that could not be sent, and why"))
+    if "dead_letter" in examples:
+        steps.append((f"dlq show {examples['dead_letter']}", "a message the hub could not process, and why"))
+    else:
+        steps.append(("dlq list", "messages the hub could not process, and why"))
+    return steps
+
+
+def print_next_steps(examples: dict[str, str]) -> None:
+    hub = hub_command()
+    console.print(
+        f"next: the demo's data is still in Postgres. Start [bold]{hub} run[/] (the same embedded Postgres, an empty "
+        "broker), paste the export line it prints into a second terminal, and run there:",
+        soft_wrap=True,
+        highlight=False,
+    )
+    print_commands(next_steps(examples))
 
 
 def _print_watch_hint(s: Settings) -> None:
@@ -331,6 +380,7 @@ async def run_demo(s: Settings, traffic: _Traffic) -> DemoSummary:
             dispatched = DemoDispatch(await by_channel(conn, since), receivers.received())
         summary = _summary(s, traffic.seed, traffic_start, feed, runtime, busy, clock, stored, on_topics, unsent)
         summary.dispatch = dispatched
+        summary.examples = await _examples(conn, since)
         return summary
     finally:
         await receivers.stop()

@@ -12,14 +12,14 @@ import typer
 from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
-from hub.commands._common import console, fail, print_second_terminal_hint, settings
+from hub.commands._common import console, fail, print_commands, print_second_terminal_hint, settings
 from hub.config import Settings
 from hub.core.rules import RulesError, load_rules
 from hub.kafka import KafkaSetupError
 from hub.logs import configure_logging
 from hub.migrate import apply_migrations
-from hub.observability import EndpointUnavailable, Observability
-from hub.runtime import StartupError, run_until_signalled
+from hub.observability import ActivityLog, EndpointUnavailable, Observability
+from hub.runtime import Extension, StartupError, run_until_signalled
 from hub.workers import Supervisor
 
 
@@ -63,6 +63,37 @@ NEXT_COMMANDS = [
 ]
 
 
+# With Kafka and Postgres configured: an operator's commands (never `simulate`: that is real traffic there).
+DEPLOYED_COMMANDS = [
+    ("alerts watch", "the handler queues, live"),
+    ("tasks list --overdue", "coordination tasks past due"),
+    ("dlq list", "what could not be processed, and why"),
+    ("notifications list --status failed", "customer notices that could not be sent"),
+    ("purge --dry-run", "what retention would delete now"),
+]
+CONTAINER_HINT = (
+    "in Compose: docker compose -f deploy/compose.yaml exec hub hub COMMAND; "
+    "in Kubernetes: kubectl exec deploy/hub -- hub COMMAND"
+)
+
+
+def print_deployed_hint(s: Settings) -> None:
+    """What to run next against this deployment, from a shell with the same HUB_* settings."""
+    if s.log_format == "json":  # one log line, so log collectors never see plain text
+        logging.getLogger("hub").info(
+            "next, from a shell with the same HUB_* settings: %s (%s)",
+            "; ".join(f"hub {c}" for c, _ in DEPLOYED_COMMANDS),
+            CONTAINER_HINT,
+        )
+        return
+    console.print(
+        "from another shell with the same HUB_* settings (HUB_DATABASE_URL: the hub's own role):",
+        highlight=False,
+    )
+    print_commands(DEPLOYED_COMMANDS)
+    console.print(f"({CONTAINER_HINT})", highlight=False, soft_wrap=True)
+
+
 def register(app: typer.Typer) -> None:
     @app.command(name="run")
     def run_command(
@@ -87,6 +118,8 @@ def register(app: typer.Typer) -> None:
         with embedded_services(s) as s:
             if embedded_db or embedded_kafka:
                 print_second_terminal_hint(s, embedded_db, NEXT_COMMANDS)
+            else:
+                print_deployed_hint(s)
             try:
                 # Only the embedded database is migrated here; a real one is migrated by its
                 # owner role with `hub migrate` (the hub's own role cannot create tables).
@@ -96,7 +129,9 @@ def register(app: typer.Typer) -> None:
                 if s.workers > 1:
                     exit_code = Supervisor(s, dict(os.environ)).run()
                 else:
-                    extensions = [Observability(s)] if s.http_port else []
+                    extensions: list[Extension] = [ActivityLog()]
+                    if s.http_port:
+                        extensions.append(Observability(s))
                     asyncio.run(run_until_signalled(s, extensions=extensions))
             except KeyboardInterrupt:
                 pass

@@ -57,7 +57,7 @@ async def register_dead_letters(
     for _, r in fresh:
         outcome.dead_lettered[r.reason.value] += 1
         outcome.dead_lettered_by_topic[r.record.topic] += 1
-        log.info(
+        log.debug(  # at INFO they are counted by reason in the 10 s summary (hub.observability.ActivityLog)
             "dead letter (%s) from %s[%d]@%d: %s",
             r.reason.value,
             r.record.topic,
