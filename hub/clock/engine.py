@@ -126,6 +126,7 @@ async def _fire_due(
 ) -> None:
     task_ids = sorted({r["subject"] for r in due if r["kind"] in TASK_TIMERS})
     shipment_ids = sorted({r["subject"] for r in due if r["kind"] not in TASK_TIMERS})
+    await _lock_shipments(conn, task_ids, shipment_ids)
     tasks = await _tasks(conn, task_ids)
     shipments = await _shipments(conn, shipment_ids, clock.rules)
     customers = await _customers(conn, {t.customer_id for t in tasks.values() if t.follow_up_at and t.customer_id})
@@ -192,6 +193,15 @@ async def _last_surveys(conn: asyncpg.Connection, ids: set[str]) -> dict[str, da
     return {r["customer_id"]: r["at"] for r in await conn.fetch(queries.LAST_SURVEYS, sorted(ids))}
 
 
+async def _lock_shipments(conn: asyncpg.Connection, task_ids: list[str], shipment_ids: list[str]) -> None:
+    """The per-shipment locks of every shipment this chunk touches, its tasks' included, in one call
+    and before any row lock: the batch store takes them in that order (shipments, then the task rows
+    it updates), so taking a task row first could deadlock with it."""
+    of_tasks = [r["shipment_id"] for r in await conn.fetch(queries.TASK_SHIPMENTS, task_ids)] if task_ids else []
+    if locked := sorted({*shipment_ids, *of_tasks}):
+        await conn.execute(LOCK_SHIPMENTS, locked)
+
+
 async def _tasks(conn: asyncpg.Connection, task_ids: list[str]) -> dict[str, TaskState]:
     if not task_ids:
         return {}
@@ -200,11 +210,10 @@ async def _tasks(conn: asyncpg.Connection, task_ids: list[str]) -> dict[str, Tas
 
 
 async def _shipments(conn: asyncpg.Connection, shipment_ids: list[str], rules: Rules) -> dict[str, ShipmentState]:
-    """The shipments, under the same per-shipment lock the batch store takes (so no batch writes
+    """The shipments, read under the per-shipment locks `_lock_shipments` took (so no batch writes
     a sheet between this read and the firing's write)."""
     if not shipment_ids:
         return {}
-    await conn.execute(LOCK_SHIPMENTS, shipment_ids)
     sheets = {r["shipment_id"]: sheet_from_row(r) for r in await conn.fetch(SELECT_SHIPMENTS, shipment_ids)}
     customer_ids = sorted({s.customer_id for s in sheets.values() if s.customer_id})
     customers = {r["customer_id"]: customer_from_row(r) for r in await conn.fetch(SELECT_CUSTOMERS, customer_ids)}

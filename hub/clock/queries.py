@@ -32,6 +32,10 @@ ORDER BY moment, kind, subject
 LIMIT $2
 """
 
+TASK_SHIPMENTS = """
+SELECT DISTINCT shipment_id FROM coordination_tasks WHERE task_id = ANY($1::uuid[]) AND shipment_id IS NOT NULL
+"""
+
 SELECT_TASKS_FOR_UPDATE = """
 SELECT task_id::text, department, kind, severity, status, shipment_id, customer_id, opened_at, due_at, warn_at,
        escalate_at, warned_at, escalation_level, follow_up_at
