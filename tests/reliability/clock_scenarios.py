@@ -68,9 +68,10 @@ def backlog(seed: int, events: int, now: datetime) -> Ledger:
     return generate(seed, WorkloadSpec(events, incident_share=0.3, t0=now - 7 * DAY, time_scale=0.05))
 
 
-def live(seed: int, spec: WorkloadSpec, first: datetime, span: timedelta) -> Ledger:
-    """`spec`'s ledger with its events dated evenly over [first, first + span], in their own order."""
-    return retime(generate(seed, spec), first, span)
+def live(natural: Ledger, first: datetime, span: timedelta) -> Ledger:
+    """A generated ledger with its events dated evenly over [first, first + span], in their own order.
+    Generate first, then take the wall clock and date: generating takes seconds on a loaded host."""
+    return retime(natural, first, span)
 
 
 def calls_heavy(events: int) -> WorkloadSpec:
@@ -129,15 +130,14 @@ async def clock_kill_mid_tick(ctx: Context) -> Outcome:
     """SIGKILL the evaluating hub again and again, preferably while the clock's transaction is open,
     while thousands of timers are due (a week-old backlog) or come due (P2 tasks due seconds after
     their events arrive)."""
-    old, new, rate, kills = ctx.pick((1000, 1000, 25, 5), (8000, 8000, 60, 15))
+    old, new, rate, kills = ctx.pick((1000, 1000, 20, 5), (8000, 8000, 50, 15))
+    old_events, natural = backlog(ctx.seed, old, datetime.now(UTC)), generate(ctx.seed + 1, calls_heavy(new))
+    dsn = await ctx.services.database(ctx.name)
     now = datetime.now(UTC)
     publish_s = (old + new) / rate
     # The live tasks' due_at (8 h after their event) comes a few seconds after the event is published.
-    ledger = interleave(
-        backlog(ctx.seed, old, now),
-        live(ctx.seed + 1, calls_heavy(new), now - 8 * H + timedelta(seconds=10), timedelta(seconds=publish_s)),
-    )
-    dsn = await ctx.services.database(ctx.name)
+    ledger = interleave(old_events, live(natural, now - 8 * H + timedelta(seconds=10), timedelta(seconds=publish_s)))
+    total = len(ledger.events)
     rng = ctx.rng()
     landed: Counter = Counter()
 
@@ -147,8 +147,8 @@ async def clock_kill_mid_tick(ctx: Context) -> Outcome:
         conn = await _connect(dsn)
         try:
             for n in range(kills):
-                if n:
-                    await wait_progress(ctx, dsn, f"after restart {n}")  # new tasks flow: the ticks have work
+                if n and await wait_progress(ctx, dsn, f"after restart {n}", total) >= total:
+                    break  # everything is stored: no new timers, no more ticks with work to kill
                 await asyncio.sleep(rng.uniform(1.0, 2.5))
                 mid = await _wait_mid_tick(conn, prefer_s=6.0, timeout=10.0)
                 landed[mid["phase"] if mid else "between ticks"] += 1
@@ -165,7 +165,7 @@ async def clock_kill_mid_tick(ctx: Context) -> Outcome:
         finally:
             await conn.close()
         ctx.notes.append(
-            f"{kills} SIGKILLs: {landed['chunk transaction']} in a chunk's transaction, "
+            f"{sum(landed.values())} SIGKILLs: {landed['chunk transaction']} in a chunk's transaction, "
             f"{landed['due query']} in a due query, {landed['between ticks']} between ticks"
         )
         ctx.extra["kills"] = dict(landed)
@@ -198,14 +198,12 @@ async def clock_two_evaluators(ctx: Context) -> Outcome:
     stands by; the leader is stopped (SIGTERM) and later killed (SIGKILL) and replaced. /metrics
     (hub_clock_leader) of every hub is sampled every 0.5 s."""
     old, new, rate, handovers = ctx.pick((800, 800, 40, 2), (6000, 6000, 80, 6))
-    now = datetime.now(UTC)
-    publish_s = (old + new) / rate
-    ledger = interleave(
-        backlog(ctx.seed, old, now),
-        live(ctx.seed + 1, calls_heavy(new), now - 8 * H + timedelta(seconds=10), timedelta(seconds=publish_s)),
-    )
+    old_events, natural = backlog(ctx.seed, old, datetime.now(UTC)), generate(ctx.seed + 1, calls_heavy(new))
     dsn = await ctx.services.database(ctx.name)
     settings = clock_settings(ctx, dsn)
+    now = datetime.now(UTC)
+    publish_s = (old + new) / rate
+    ledger = interleave(old_events, live(natural, now - 8 * H + timedelta(seconds=10), timedelta(seconds=publish_s)))
     samples: list[tuple[float, dict[str, int]]] = []
     stop_sampling = asyncio.Event()
 
@@ -326,22 +324,21 @@ async def clock_postgres_outage(ctx: Context) -> Outcome:
     """Postgres down (crashed) for 60 s while hundreds of timers come due: P2 tasks' level 1 and P1
     tasks' level 2, dated to fall inside the outage. After it, one catch-up tick fires them all,
     chunk after chunk in due order; nothing due before or during the outage is missing or doubled."""
-    old, p2, p1, warmup_s, down_s = ctx.pick((600, 2600, 2000, 45, 60), (4000, 8000, 6000, 150, 60))
+    old, p2, p1, warmup_s, down_s = ctx.pick((400, 2600, 2000, 60, 60), (4000, 8000, 6000, 180, 60))
     pg = harness.own_postgres(ctx.folder / "postgres")
     ctx.services.extra.append(pg)
     await apply_migrations(pg.dsn)
+    old_events = backlog(ctx.seed, old, datetime.now(UTC))
+    natural_p2 = generate(ctx.seed + 1, calls_heavy(p2))
+    natural_p1 = generate(ctx.seed + 2, WorkloadSpec(p1, call_share=0.3, incident_share=0.6, urgent_share=0.3))
     now = datetime.now(UTC)
     outage_at = now + timedelta(seconds=warmup_s)
     inside = timedelta(seconds=down_s - 10)
+    first = outage_at + timedelta(seconds=5)
     ledger = interleave(
-        backlog(ctx.seed, old, now),
-        live(ctx.seed + 1, calls_heavy(p2), outage_at + timedelta(seconds=5) - 8 * H, inside),  # P2: due 8 h on
-        live(
-            ctx.seed + 2,
-            WorkloadSpec(p1, call_share=0.3, incident_share=0.6, urgent_share=0.3),
-            outage_at + timedelta(seconds=5) - 4 * H,
-            inside,
-        ),  # P1: level 2 4 h on
+        live(natural_p2, first - 8 * H, inside),  # P2 tasks: level 1 8 h on, inside the outage
+        live(natural_p1, first - 4 * H, inside),  # P1 tasks: level 2 4 h on, inside the outage
+        old_events,
     )
     state = {"pg": pg}
 
@@ -407,13 +404,14 @@ async def clock_jump(ctx: Context) -> Outcome:
     past due by more than a window: level 1 and 2 in one tick, no warning), then, with fresh tasks
     dated now, `hub tick --now` 10 h ahead while the hub runs. Each timer once."""
     burst, fresh = ctx.pick((1000, 1000), (10000, 10000))
+    natural_burst, natural_fresh = generate(ctx.seed, calls_heavy(burst)), generate(ctx.seed + 1, calls_heavy(fresh))
+    dsn = await ctx.services.database(ctx.name)
     now = datetime.now(UTC)
     jump_to = now + 10 * H
     ledger = interleave(
-        live(ctx.seed, calls_heavy(burst), now - 10 * H - timedelta(minutes=5), timedelta(minutes=5)),
-        live(ctx.seed + 1, calls_heavy(fresh), now - timedelta(minutes=5), timedelta(minutes=5)),
+        live(natural_burst, now - 10 * H - timedelta(minutes=5), timedelta(minutes=5)),
+        live(natural_fresh, now - timedelta(minutes=5), timedelta(minutes=5)),
     )
-    dsn = await ctx.services.database(ctx.name)
     settings = clock_settings(ctx, dsn)
     jump: dict = {}
 

@@ -42,7 +42,7 @@ from tests.reliability.scenarios import BY_NAME, SCENARIOS, Context, Outcome, Sc
 PASS, FAIL, LIVENESS = "PASS", "FAIL", "LIVENESS"
 SIZES = ("smoke", "full")
 RESULTS_DIR = Path(__file__).with_name("results")
-SCENARIO_TIMEOUT_S = {"smoke": 300.0, "full": 2400.0}
+SCENARIO_TIMEOUT_S = {"smoke": 420.0, "full": 2400.0}
 MAX_ATTEMPTS = 2  # one re-run, and only after a liveness failure
 BASE_SEED = 20261127
 
