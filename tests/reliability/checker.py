@@ -96,6 +96,24 @@ class Findings:
     dlq_topic_duplicates: int = 0
     dlq_tombstones_as_empty: int = 0
     altered_text: int = 0
+    # the clock (clockcheck.py): firings against the timers the events call for
+    firings: int = 0
+    lost_firings: int = 0  # due by the end, yet disarmed without a firing
+    unfired: int = 0  # liveness: due by the end, still armed, not fired yet
+    unexpected_firings: int = 0  # a timer no event calls for, one fired early, a warning at or after due
+    firing_effects_missing: int = 0  # a firing without its alert, task or history row
+    firing_effects_doubled: int = 0  # a firing's alert, task or history row more than once
+    wrong_task_windows: int = 0  # a task whose opened/due/warn/escalate moments are not the contract's
+    out_of_due_order: int = 0  # a tick that fired a later timer in an earlier transaction
+    # dispatch (dispatchcheck.py): notifications against what the receivers got
+    notices: int = 0
+    notices_lost: int = 0  # sent, yet never received (or no row status accounts for it)
+    notices_failed: int = 0  # failed where the scenario allows no failure
+    notices_unsent: int = 0  # liveness: still pending
+    notice_id_mismatches: int = 0  # a copy under another id, a receipt of no notification, a bad signature
+    notice_copies: int = 0  # counted: a notification received more than once, always under its own id
+    failure_effects_wrong: int = 0  # a failed notice without one task and one alert, or given up early
+    wrongly_suppressed: int = 0  # suppressed without a later milestone notice of its shipment
     samples: dict[str, list[str]] = field(default_factory=dict)
 
     def sample(self, kind: str, text: str) -> None:
@@ -114,14 +132,37 @@ class Findings:
             "dead-letter mismatches": self.dead_letter_mismatches,
             "dead letters missing from the topic": self.dlq_topic_missing,
             "altered text": self.altered_text,
+            "lost firings": self.lost_firings,
+            "unexpected firings": self.unexpected_firings,
+            "firing effects missing": self.firing_effects_missing,
+            "firing effects doubled": self.firing_effects_doubled,
+            "wrong task windows": self.wrong_task_windows,
+            "firings out of due order": self.out_of_due_order,
+            "notices lost": self.notices_lost,
+            "notices failed": self.notices_failed,
+            "notice id mismatches": self.notice_id_mismatches,
+            "failure effects wrong": self.failure_effects_wrong,
+            "wrongly suppressed": self.wrongly_suppressed,
         }
         return [f"{name}: {count}" for name, count in checks.items() if count]
+
+    @property
+    def lost_total(self) -> int:
+        """Events, firings and notices lost (the table's `lost`)."""
+        return self.lost + self.lost_firings + self.notices_lost
+
+    @property
+    def doubled_total(self) -> int:
+        """Effects written twice (the table's `duplicate effects`)."""
+        return self.duplicate_effects + self.firing_effects_doubled
 
     def backlog(self) -> list[str]:
         """Liveness: work not done yet when the checker looked (nothing lost or doubled by it)."""
         checks = {
             "unseen (not yet read by the group, nothing stored)": self.unseen,
             "unsent (still in the outbox)": self.unsent,
+            "unfired (due, still armed)": self.unfired,
+            "notices unsent (still pending)": self.notices_unsent,
         }
         return [f"{name}: {count}" for name, count in checks.items() if count]
 
@@ -226,13 +267,28 @@ def queue_topics(settings: Settings) -> dict[str, str]:
 Committed = dict[tuple[str, int], int]
 
 
-async def check(ledger: Ledger, settings: Settings, dsn: str, committed: Committed | None = None) -> Findings:
+TIMER_SOURCE = "clock:"  # source_event_id of what a timer (the clock, dispatch giving up) writes
+
+
+def is_timer_alert(record) -> bool:
+    """An alert a timer raised (its source names the timer, not an inbound record)."""
+    return "timer" in (orjson.loads(record.value).get("source") or {})
+
+
+async def check(
+    ledger: Ledger, settings: Settings, dsn: str, committed: Committed | None = None, timers: bool = False
+) -> Findings:
     """`committed`: the group's offsets, read *before* this call (a commit follows its Postgres
-    transaction, so whatever was committed past then is in the state read now)."""
+    transaction, so whatever was committed past then is in the state read now). `timers`: the
+    scenario runs the clock or dispatch, whose tasks and alerts its own oracle judges
+    (clockcheck.py, dispatchcheck.py); they are left out here."""
     events = ledger.events
     findings = Findings(events=len(events), hostile=len(ledger.hostile))
     state = await read_state(dsn, settings)
     alerts = await read_topics(settings, list(settings.alert_topics))
+    if timers:
+        state.tasks = {k: n for k, n in state.tasks.items() if not k[0].startswith(TIMER_SOURCE)}
+        alerts = [r for r in alerts if not is_timer_alert(r)]
     dlq = await read_topics(settings, [settings.topic_dead_letter])
     behind = unread(ledger, settings, committed)
     unseen = check_effects(findings, events, state, settings, may_be_stored(ledger), behind.events)

@@ -212,12 +212,55 @@ class WorkloadSpec:
     big_valid_bytes: int = 0  # one valid shipment event of about this size
     oversized_bytes: tuple[int, ...] = ()  # hostile values of these sizes (over HUB_MAX_MESSAGE_BYTES)
     customers: int = 0  # size of the customer pool (default: events / 8)
+    # The clock scenarios date a workload relative to the wall clock: its first moment, and a factor
+    # on every gap between events (shipments' steps, arrivals of shipments and calls).
+    t0: datetime | None = None  # default T0, a fixed date in the past
+    time_scale: float = 1.0
+
+
+def customer_pool(seed: int, spec: WorkloadSpec) -> list[str]:
+    """The customer ids a workload's events name (for scenarios that import them first)."""
+    return [f"CUST-{seed % 1000:03d}-{i:05d}" for i in range(max(20, spec.customers or spec.events // 8))]
+
+
+def interleave(*ledgers: Ledger) -> Ledger:
+    """One ledger publishing several side by side: each keeps its order, spread over the whole run."""
+    keyed = [
+        (i / len(ledger.publications), n, pub)
+        for n, ledger in enumerate(ledgers)
+        for i, pub in enumerate(ledger.publications)
+    ]
+    merged = Ledger(ledgers[0].seed, [pub for _, _, pub in sorted(keyed, key=lambda k: (k[0], k[1]))])
+    if len(merged.events) != sum(len(ledger.events) for ledger in ledgers):
+        raise ValueError("the ledgers share event ids")
+    return merged
+
+
+def retime(ledger: Ledger, first: datetime, span: timedelta) -> Ledger:
+    """The same events dated evenly over [first, first + span] in their occurred_at order (so each
+    shipment keeps its order and distinct moments): with the ledger published at a steady rate, the
+    k-th event's timers then come due a fixed time after it arrives, whatever the ledger's shape."""
+    events = sorted(ledger.events.values(), key=lambda e: (e.occurred_at, e.event_id))
+    step = span / max(1, len(events) - 1)
+    moved = {}
+    for k, event in enumerate(events):
+        doc = orjson.loads(event.value)
+        doc["occurred_at"] = _stamp(first + step * k, event.stream)
+        moved[event.event_id] = _good(doc, event.stream, event.key.decode(), event.verbatim, event.tags)
+    return Ledger(
+        ledger.seed,
+        [replace(p, item=moved[p.item.event_id]) if isinstance(p.item, GoodEvent) else p for p in ledger.publications],
+    )
+
+
+def _at(spec: WorkloadSpec, offset: timedelta) -> datetime:
+    return (spec.t0 or T0) + offset * spec.time_scale
 
 
 def generate(seed: int, spec: WorkloadSpec) -> Ledger:
     rng = random.Random(seed)
     ids = _Ids(seed)
-    customers = [f"CUST-{seed % 1000:03d}-{i:05d}" for i in range(max(20, spec.customers or spec.events // 8))]
+    customers = customer_pool(seed, spec)
     shipments, calls = _good_events(rng, ids, spec, customers)
     order = _arrival_order(rng, shipments, calls, spec.shuffle_window)
     publications = [Publication(e) for e in order]
@@ -295,12 +338,13 @@ def _shipment_life(
         steps.insert(rng.randint(1, len(steps)), rng.choice(INCIDENTS))
     if rng.random() < spec.ending_share:
         steps.append((*rng.choice(ENDINGS), None))
-    when = T0 + timedelta(seconds=index * 17 + rng.randrange(3600))
+    offset = timedelta(seconds=index * 17 + rng.randrange(3600))
     urgent = rng.random() < spec.urgent_share
     order_id = f"ORD-{rng.randrange(10**8):08d}"
     events = []
     for stream, kind, code in steps:
-        when += timedelta(minutes=rng.randint(10, 240), seconds=rng.randrange(60))  # distinct per shipment
+        offset += timedelta(minutes=rng.randint(10, 240), seconds=rng.randrange(60))  # distinct per shipment
+        when = _at(spec, offset)
         doc = _movement(rng, ids, stream, kind, code, shipment_id, customer_id, order_id, when, urgent)
         verbatim = ()
         if spec.sql_share and stream == SHIPMENT and kind == "exception" and rng.random() < spec.sql_share:
@@ -361,7 +405,7 @@ def _movement(
 
 def _call(rng: random.Random, ids: _Ids, spec: WorkloadSpec, customer_id: str, index: int) -> GoodEvent:
     category = rng.choices([c for c, _ in CALL_CATEGORIES], weights=[w for _, w in CALL_CATEGORIES])[0]
-    when = T0 + timedelta(seconds=index * 23 + rng.randrange(7200))
+    when = _at(spec, timedelta(seconds=index * 23 + rng.randrange(7200)))
     doc = {
         "event_id": ids.next("call"),
         "occurred_at": _stamp(when, CALL),
@@ -730,5 +774,8 @@ __all__ = [
     "Ledger",
     "Publication",
     "WorkloadSpec",
+    "customer_pool",
     "generate",
+    "interleave",
+    "retime",
 ]

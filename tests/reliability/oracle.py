@@ -21,7 +21,7 @@ order, so the expectation of each event follows from the event alone:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 SHIPMENT, CARRIER, CALL = "shipment", "carrier", "call"
 
@@ -144,3 +144,96 @@ def expected_sheet(facts: list[SheetFact]) -> ExpectedSheet:
     ordered = sorted(facts, key=lambda f: f.occurred_at)
     with_eta = [f for f in ordered if f.eta is not None]
     return ExpectedSheet(ordered[-1].status, with_eta[-1].eta if with_eta else None)
+
+
+# --- the clock (CONTRACT.md, "The clock"; hub/core/rules.yaml `clock:`), for the clock scenarios -----
+
+# The severity of each rule's main task, and the response time per severity (a task's window runs
+# from its event's occurred_at to due_at = occurred_at + response time). No key accounts in the
+# workloads, so no raise.
+RULE_SEVERITY = {
+    "damage": "P1",
+    "loss": "P1",
+    "delivery_problem": "P2",
+    "customs_hold": "P2",
+    "delay": "P3",
+    "urgent_order": "P1",  # due: the earliest of +2 h, a requested deadline and the promise (none here)
+    "complaint": "P2",
+    "claim": "P2",
+}
+RESPONSE = {"P1": timedelta(hours=2), "P2": timedelta(hours=8), "P3": timedelta(hours=24), "P4": timedelta(hours=72)}
+WARNING_AT = 0.75  # sla_warning at 75 % of the window, only before due_at
+# stale_shipment: no event for this long after the latest one, by the sheet's status then.
+STALE_AFTER = {
+    status: timedelta(hours=h)
+    for status, h in {
+        "created": 24,
+        "picked": 24,
+        "packed": 24,
+        "dispatched": 48,
+        "in_transit": 48,
+        "out_for_delivery": 12,
+        "delivery_failed": 24,
+        "exception": 48,
+    }.items()
+}
+TERMINAL = frozenset({"delivered", "returned", "cancelled"})  # never stale
+STALE_TASK_SEVERITY = "P3"  # the stale_shipment task (carrier_liaison); its window is P3's response time
+
+SLA_WARNING, SLA_BREACH, STALE_SHIPMENT = "sla_warning", "sla_breach", "stale_shipment"
+
+
+@dataclass(frozen=True)
+class Window:
+    """A task's SLA window and the moments of its timers."""
+
+    opened: datetime
+    due: datetime
+
+    @property
+    def length(self) -> timedelta:
+        return self.due - self.opened
+
+    @property
+    def warn(self) -> datetime:
+        return self.opened + self.length * WARNING_AT
+
+    @property
+    def level_2(self) -> datetime:
+        return self.due + self.length  # one window after due_at
+
+    def moment(self, timer: str, key: str) -> datetime:
+        """When (timer, key) of this task is due."""
+        if timer == SLA_WARNING:
+            return self.warn
+        return self.due if key == "1" else self.level_2
+
+
+def event_task_window(occurred_at: datetime, rule: str) -> Window:
+    return Window(occurred_at, occurred_at + RESPONSE[RULE_SEVERITY[rule]])
+
+
+def stale_task_window(stale_due: datetime) -> Window:
+    """The stale_shipment task opens when the shipment went stale."""
+    return Window(stale_due, stale_due + RESPONSE[STALE_TASK_SEVERITY])
+
+
+def stale_moment(last_event_at: datetime, status: str | None) -> datetime | None:
+    """When a shipment whose latest event is this one goes stale (None: never, it is terminal)."""
+    if status is None or status in TERMINAL:
+        return None
+    return last_event_at + STALE_AFTER[status]
+
+
+# --- dispatch (CONTRACT.md, "Notification dispatch") ----------------------------------------------------
+
+# A try that may succeed later is repeated after these waits (+-10 % jitter), then the notice fails.
+RETRY_SCHEDULE = (
+    timedelta(seconds=5),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=5),
+    timedelta(hours=10),
+)
+RETRY_JITTER = 0.10

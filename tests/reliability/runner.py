@@ -42,7 +42,7 @@ from tests.reliability.scenarios import BY_NAME, SCENARIOS, Context, Outcome, Sc
 PASS, FAIL, LIVENESS = "PASS", "FAIL", "LIVENESS"
 SIZES = ("smoke", "full")
 RESULTS_DIR = Path(__file__).with_name("results")
-SCENARIO_TIMEOUT_S = {"smoke": 300.0, "full": 2400.0}
+SCENARIO_TIMEOUT_S = {"smoke": 420.0, "full": 2400.0}
 MAX_ATTEMPTS = 2  # one re-run, and only after a liveness failure
 BASE_SEED = 20261127
 
@@ -164,8 +164,8 @@ class Row:
             "scenario": self.scenario.name,
             "events": o.workload["good_events"] if o else None,
             "faults": len(o.faults) if o else None,
-            "lost": f.lost if f else None,
-            "duplicate_effects": f.duplicate_effects if f else None,
+            "lost": f.lost_total if f else None,
+            "duplicate_effects": f.doubled_total if f else None,
             "duplicate_alerts": f.duplicate_alerts if f else None,
             "dead_letters": f.dead_letters if f else None,
             "recovery_s": _round(o.recovery_s) if o else None,

@@ -1,4 +1,7 @@
-"""The eleven scenarios of the scorecard. Each returns an `Outcome`; runner.py judges and reports it.
+"""The scenarios of the scorecard. Each returns an `Outcome`; runner.py judges and reports it.
+
+The eleven below exercise the event path; clock_scenarios.py and dispatch_scenarios.py add seven
+for the clock and notification dispatch, on the same course (registered at the end of this file).
 
 Every scenario publishes a generated ledger (generator.py) to its own topics while `hub run`
 processes (subprocesses, as in production) consume them into its own database, injects its
@@ -140,7 +143,10 @@ class Run:
     stuck: dict[str, int] = field(default_factory=dict)
 
 
-async def begin(ctx: Context, settings, dsn: str, ledger: Ledger, rate: float | None, hubs: int = 1) -> Run:
+async def begin(
+    ctx: Context, settings, dsn: str, ledger: Ledger, rate: float | None, hubs: int = 1, spawn: list | None = None
+) -> Run:
+    """`spawn`: each hub's own settings (e.g. its own /metrics port) instead of `hubs` alike."""
     await ensure_topics(settings)
     run = Run(
         ctx,
@@ -151,16 +157,28 @@ async def begin(ctx: Context, settings, dsn: str, ledger: Ledger, rate: float | 
         await LagProbe(settings, settings.consumer_group).start(),
         Publisher(settings, ledger, rate),
     )
-    for _ in range(hubs):
-        run.fleet.spawn()
+    for hub_settings in spawn or [None] * hubs:
+        run.fleet.spawn(hub_settings)
     run.publishing = asyncio.create_task(run.publisher.run(), name=f"publish-{ctx.name}")
     return run
 
 
-async def recover_and_check(run: Run, faults_ended: bool, aftermath: Awaitable[None] | None = None) -> Findings:
+@dataclass
+class Oracle:
+    """A scenario's own oracle beside the event checker (the clock's, dispatch's): what to wait for
+    once the group has committed everything (before the outbox must be empty), and what to judge
+    after the checker. With one, the checker leaves timers' tasks and alerts to it."""
+
+    settle: Callable[[Run], Awaitable[None]] | None = None
+    judge: Callable[[Run, Findings], Awaitable[None]] | None = None
+
+
+async def recover_and_check(
+    run: Run, faults_ended: bool, aftermath: Awaitable[None] | None = None, oracle: Oracle | None = None
+) -> Findings:
     """Recovery: the group commits everything published before the last fault ended (or, without
     faults, before publishing ended) within RECOVERY_WINDOW_S. Then settle (everything published
-    and committed, outbox sent) and check."""
+    and committed, the scenario's own oracle's wait, outbox sent) and check."""
     ctx = run.ctx
     if not faults_ended:
         await _publishing_done(run)
@@ -178,11 +196,17 @@ async def recover_and_check(run: Run, faults_ended: bool, aftermath: Awaitable[N
     if settle_s is None:
         ctx.stall(f"lag not zero {grace:.0f}s after publishing ended: {_behind(behind)}")
         run.stuck = run.stuck or behind
+    if oracle is not None and oracle.settle is not None:
+        await oracle.settle(run)
     if not await harness.wait_outbox_sent(run.dsn, 60):
         ctx.stall("outbox not drained within 60 s")
     _write_ledger(run)
     # Committed offsets first: whatever the group had passed by then is in the state read next.
-    return await check(run.ledger, run.settings, run.dsn, await _committed(run.probe))
+    committed = await _committed(run.probe)
+    findings = await check(run.ledger, run.settings, run.dsn, committed, timers=oracle is not None)
+    if oracle is not None and oracle.judge is not None:
+        await oracle.judge(run, findings)
+    return findings
 
 
 async def _committed(probe: LagProbe) -> Committed | None:
@@ -266,13 +290,21 @@ async def standard(
 
 
 async def course(
-    ctx: Context, settings, dsn: str, ledger: Ledger, rate: float | None, plan: FaultPlan | None, hubs: int = 1
+    ctx: Context,
+    settings,
+    dsn: str,
+    ledger: Ledger,
+    rate: float | None,
+    plan: FaultPlan | None,
+    hubs: int = 1,
+    oracle: Oracle | None = None,
+    spawn: list | None = None,
 ) -> Outcome:
     """Publish the ledger to `hubs` hub processes, run the fault plan, measure recovery, check."""
-    run = await begin(ctx, settings, dsn, ledger, rate, hubs)
+    run = await begin(ctx, settings, dsn, ledger, rate, hubs, spawn)
     try:
         aftermath = await plan(run.fleet, run.publisher) if plan is not None else None
-        findings = await recover_and_check(run, faults_ended=plan is not None, aftermath=aftermath)
+        findings = await recover_and_check(run, faults_ended=plan is not None, aftermath=aftermath, oracle=oracle)
     except BaseException:
         await run.fleet.stop_all(timeout=5)
         await run.probe.stop()
@@ -281,9 +313,13 @@ async def course(
     return await finish(run, findings)
 
 
-async def wait_progress(ctx: Context, dsn: str, what: str) -> int:
-    """Wait until the inbox grows; returns its size then (a failure is recorded if it never does)."""
+async def wait_progress(ctx: Context, dsn: str, what: str, total: int | None = None) -> int:
+    """Wait until the inbox grows; returns its size then (a stall is recorded if it never does).
+    `total`: the events the ledger stores; once the inbox holds them all there is nothing left to
+    make progress on (a loaded host may have a restarted hub find the work done)."""
     before = await harness.inbox_count(dsn)
+    if total is not None and before >= total:
+        return before
     if not await harness.wait_progress(dsn, before, PROGRESS_TIMEOUT_S):
         ctx.stall(f"no progress within {PROGRESS_TIMEOUT_S:.0f}s {what}")
     return await harness.inbox_count(dsn)
@@ -301,7 +337,7 @@ async def crash_loop(ctx: Context) -> Outcome:
     async def plan(fleet: HubFleet, publisher: Publisher) -> None:
         hub = fleet.members[0]
         for n in range(kills):
-            await wait_progress(ctx, dsn, f"after start {n + 1}")
+            await wait_progress(ctx, dsn, f"after start {n + 1}", total=events)
             await asyncio.sleep(rng.uniform(2.0, 3.0))
             at = await harness.inbox_count(dsn)
             await hub.kill()
@@ -326,7 +362,7 @@ async def graceful_stop(ctx: Context) -> Outcome:
     async def plan(fleet: HubFleet, publisher: Publisher) -> None:
         hub = fleet.members[0]
         for n in range(stops):
-            await wait_progress(ctx, dsn, f"after start {n + 1}")
+            await wait_progress(ctx, dsn, f"after start {n + 1}", total=events)
             await asyncio.sleep(rng.uniform(1.0, 2.5))
             rc, took = await hub.terminate(graceful_s + 10)
             stop_times.append(round(took, 2))
@@ -957,5 +993,32 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("poison_mix", "Poison mix", poison_mix),
     Scenario("oversized", "Oversized", oversized),
     Scenario("security_posture", "Security posture", security_posture),
+)
+
+# The clock's and dispatch's scenarios build on the course above (and import it from here), so they
+# are looked up when run: either module may be imported first.
+from tests.reliability import clock_scenarios, dispatch_scenarios  # noqa: E402
+
+
+def _later(module, name: str) -> Callable[[Context], Awaitable[Outcome]]:
+    async def run(ctx: Context) -> Outcome:
+        return await getattr(module, name)(ctx)
+
+    run.__name__ = name
+    return run
+
+
+SCENARIOS += (
+    Scenario("clock_kill_mid_tick", "Clock: SIGKILL mid-tick", _later(clock_scenarios, "clock_kill_mid_tick")),
+    Scenario("clock_two_evaluators", "Clock: two evaluators", _later(clock_scenarios, "clock_two_evaluators")),
+    Scenario("clock_postgres_outage", "Clock: Postgres outage", _later(clock_scenarios, "clock_postgres_outage")),
+    Scenario("clock_jump", "Clock: 10-hour jump", _later(clock_scenarios, "clock_jump")),
+    Scenario("dispatch_smtp_down", "Dispatch: SMTP down", _later(dispatch_scenarios, "dispatch_smtp_down")),
+    Scenario(
+        "dispatch_kill_mid_send", "Dispatch: SIGKILL mid-send", _later(dispatch_scenarios, "dispatch_kill_mid_send")
+    ),
+    Scenario(
+        "dispatch_endpoint_down", "Dispatch: one endpoint down", _later(dispatch_scenarios, "dispatch_endpoint_down")
+    ),
 )
 BY_NAME = {s.name: s for s in SCENARIOS}
