@@ -13,11 +13,14 @@ import pytest
 from pydantic import SecretStr
 
 from hub.clock.engine import Clock, tick
+from hub.clock.lock import locked_tick
+from hub.clock.scheduler import Scheduler
 from hub.config import Settings
 from hub.core.rules import load_rules
 from hub.migrate import apply_migrations
 from hub.store.queries import LOCK_SHIPMENTS
 from tests.report_data import shipment, task
+from tests.support import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -43,3 +46,25 @@ async def test_a_tick_waits_for_the_shipment_before_taking_its_task_row(database
     finally:
         await store.close()
         await clock_conn.close()
+
+
+async def test_hub_tick_gets_its_turn_while_a_running_hub_leads_the_clock(database_url: str):
+    await apply_migrations(database_url)
+    settings = Settings(_env_file=None, database_url=SecretStr(database_url))
+    clock = Clock.of(settings, load_rules())
+    scheduler = Scheduler(database_url, clock, interval_s=0.2)
+    running = asyncio.create_task(scheduler.run())
+    conn = await asyncpg.connect(database_url)
+    try:
+        await wait_until(lambda: _true(scheduler.leading), timeout=30, what="the scheduler leading")
+        report = await locked_tick(conn, datetime(2026, 12, 1, tzinfo=UTC), clock, wait_s=10)
+        assert report.fired == []
+        assert scheduler.leading  # it kept the lead: a tick by hand does not take it over
+    finally:
+        scheduler.stop()
+        await asyncio.wait_for(running, 10)
+        await conn.close()
+
+
+async def _true(value: bool) -> bool:
+    return value

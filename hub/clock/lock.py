@@ -1,8 +1,9 @@
-"""One tick under the clock lock, for whoever evaluates the clock now and then (`hub tick`, `hub demo`).
+"""One tick under the tick lock, for every evaluator of the clock: the scheduler of `hub run`
+(each of its ticks), `hub tick` and `hub demo`.
 
-The lock is the session advisory lock the scheduler of `hub run` holds while it evaluates: one
-evaluator per database, so a timer fires once whoever evaluates it. This takes it for one tick
-and gives it back, waiting a while if another evaluator has it.
+Ticks never overlap, so a timer fires once whoever evaluates it; between two ticks of a running
+hub, `hub tick` gets its turn. (Which `hub run` ticks on schedule is a separate lock, the
+scheduler's leader lock.)
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from hub.clock.engine import Clock, TickReport, tick
 
 
 class ClockBusy(RuntimeError):
-    """Another evaluator held the clock lock for longer than the caller would wait."""
+    """Another evaluator's tick held the clock for longer than the caller would wait."""
 
     def __init__(self, waited_s: float) -> None:
-        super().__init__(f"another evaluator held the clock for {waited_s:.0f}s")
+        super().__init__(f"another evaluator's tick held the clock for {waited_s:.0f}s")
         self.waited_s = waited_s
 
 
@@ -34,9 +35,9 @@ async def locked_tick(
     wait_s: float = 60.0,
     on_wait: Callable[[], None] | None = None,
 ) -> TickReport:
-    """`tick(conn, now, clock)` holding the clock lock; `on_wait` is called once if it has to wait."""
+    """`tick(conn, now, clock)` holding the tick lock; `on_wait` is called once if it has to wait."""
     deadline, told = time.monotonic() + wait_s, False
-    while not await conn.fetchval(queries.TRY_LOCK, queries.CLOCK_LOCK):
+    while not await conn.fetchval(queries.TRY_LOCK, queries.TICK_LOCK):
         if time.monotonic() > deadline:
             raise ClockBusy(wait_s)
         if not told and on_wait is not None:
@@ -46,4 +47,4 @@ async def locked_tick(
     try:
         return await tick(conn, now, clock)
     finally:
-        await conn.execute(queries.UNLOCK, queries.CLOCK_LOCK)
+        await conn.execute(queries.UNLOCK, queries.TICK_LOCK)

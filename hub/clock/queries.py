@@ -1,7 +1,8 @@
 """Named SQL of the clock. Every candidate query walks one partial index on a due moment, so a
 tick costs what is due, not what exists."""
 
-CLOCK_LOCK = 0x6875625F636C6B  # "hub_clk": one evaluator per database
+LEADER_LOCK = 0x6875625F636C6B  # "hub_clk": one `hub run` per database ticks the clock on its schedule
+TICK_LOCK = 0x6875625F74636B  # "hub_tck": one tick at a time, whoever evaluates (hub run, hub tick, demo)
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 

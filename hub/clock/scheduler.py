@@ -1,8 +1,10 @@
 """The clock inside `hub run`: a tick every HUB_SCHEDULER_INTERVAL_S, by one hub per database.
 
-Like the outbox relay, it holds a session advisory lock on its own connection: the hub that has
-it evaluates, the others wait to take over. It survives Postgres outages by reconnecting; the
-first tick afterwards catches up on everything that came due meanwhile, in due order.
+Like the outbox relay, it holds a session advisory lock (the leader lock) on its own connection:
+the hub that has it ticks on schedule, the others wait to take over. Each tick also takes the tick
+lock, as `hub tick` does, so a tick asked for by hand runs between two scheduled ones. It survives
+Postgres outages by reconnecting; the first tick afterwards catches up on everything that came due
+meanwhile, in due order.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from datetime import UTC, datetime
 import asyncpg
 
 from hub.clock import queries
-from hub.clock.engine import Clock, TickReport, tick
+from hub.clock.engine import Clock, TickReport
+from hub.clock.lock import ClockBusy, locked_tick
 
 log = logging.getLogger("hub.clock")
 RETRY_MAX_S = 10.0
+TICK_WAIT_S = 300.0  # a `hub tick` running a long sweep (the month's statements) by hand
 
 
 @dataclass
@@ -51,14 +55,19 @@ class Scheduler:
     async def _lead(self) -> None:
         conn = await asyncpg.connect(self.dsn)
         try:
-            while not await conn.fetchval(queries.TRY_LOCK, queries.CLOCK_LOCK):
+            while not await conn.fetchval(queries.TRY_LOCK, queries.LEADER_LOCK):
                 await self._sleep(self.interval_s * 2)  # another hub evaluates; take over if it dies
                 if self._stop.is_set():
                     return
             self.leading = True
             log.info("this hub evaluates the clock every %gs", self.interval_s)
             while not self._stop.is_set():
-                report = await tick(conn, self.now(), self.clock)
+                try:
+                    report = await locked_tick(conn, self.now(), self.clock, wait_s=TICK_WAIT_S)
+                except ClockBusy as exc:
+                    log.warning("clock: %s; ticking again in %gs", exc, self.interval_s)
+                    await self._sleep(self.interval_s)
+                    continue
                 if report.fired:
                     log.info(
                         "clock: %d timer(s) fired (%s) in %.0f ms",

@@ -1,8 +1,8 @@
 """`hub tick [--now T]`: evaluate the clock once, as of T, and print what fired.
 
 How tests, backfills and a person asking "what would fire tomorrow morning" use the clock. It
-takes the same lock as the evaluator of `hub run` (waiting for it if a hub holds it), so a timer
-fires once whoever evaluates it; `--now` is this command's time only, never a running hub's.
+takes the tick lock every evaluator takes, so it runs between two ticks of a running `hub run` and
+a timer fires once whoever evaluates it; `--now` is this command's time only, never a running hub's.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ async def _locked_tick(conn: asyncpg.Connection, now: datetime, clock: Clock) ->
     try:
         return await locked_tick(conn, now, clock, wait_s=LOCK_WAIT_S, on_wait=waiting)
     except ClockBusy as exc:
-        fail(f"{exc}; try again (a running `hub run` releases it between its ticks)")
+        fail(f"{exc}; try again")
 
 
 def render(report: TickReport, s: Settings) -> Table:
