@@ -145,6 +145,20 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = Field(9464, description="Health and /metrics endpoint; 0 turns it off")
 
+    # The ops console (`hub console`).
+    console_host: str = Field("127.0.0.1", description="Address `hub console` listens on")
+    console_port: int = Field(8080, ge=0, le=65535, description="Port `hub console` listens on")
+    console_secret: SecretStr | None = Field(
+        None,
+        description="Signs the login form's CSRF token; set one shared value when several consoles sit behind "
+        "one load balancer (default: random per process)",
+    )
+    console_trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto the console believes ('*': any; empty: none)",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, name: str) -> str:

@@ -98,7 +98,16 @@ def test_the_documented_compose_override_for_custom_rules_is_valid(tmp_path: Pat
 
 def test_compose_file_is_plain_yaml_with_the_expected_services():
     doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    assert set(doc["services"]) == {"kafka", "kafka-topics", "postgres", "migrate", "hub", "prometheus", "grafana"}
+    assert set(doc["services"]) == {
+        "kafka",
+        "kafka-topics",
+        "postgres",
+        "migrate",
+        "hub",
+        "console",
+        "prometheus",
+        "grafana",
+    }
 
 
 def test_compose_runs_two_hub_replicas_after_topics_and_migrations(compose: dict):
@@ -119,6 +128,24 @@ def test_compose_runs_two_hub_replicas_after_topics_and_migrations(compose: dict
     for service in (hub, migrate):
         unknown = set(service["environment"]) - SETTING_NAMES
         assert not unknown, f"not settings of the hub (typo?): {unknown}"
+
+
+def test_compose_runs_the_console_after_migrations_on_loopback_with_a_health_check(compose: dict):
+    console, hub = compose["services"]["console"], compose["services"]["hub"]
+    assert console["command"] == ["console"] and console["image"] == hub["image"]
+    assert {name: dep["condition"] for name, dep in console["depends_on"].items()} == {
+        "kafka-topics": "service_completed_successfully",
+        "migrate": "service_completed_successfully",
+    }
+    env = console["environment"]
+    assert not set(env) - SETTING_NAMES, f"not settings of the hub (typo?): {set(env) - SETTING_NAMES}"
+    assert env["HUB_CONSOLE_HOST"] == "0.0.0.0" and env["HUB_CONSOLE_SECRET"]
+    assert urlsplit(env["HUB_DATABASE_URL"]).username == "hub_app"
+    (port,) = console["ports"]
+    assert port["host_ip"] == "127.0.0.1" and str(port["target"]) == env["HUB_CONSOLE_PORT"]
+    check = " ".join(console["healthcheck"]["test"])
+    assert f"127.0.0.1:{env['HUB_CONSOLE_PORT']}/health" in check
+    assert _seconds(console["stop_grace_period"]) > 5  # `hub console` cancels what is left after 5 s
 
 
 def _seconds(duration: str) -> float:
@@ -745,6 +772,35 @@ def test_kubernetes_deployment_probes_grace_period_and_selectors():
     assert service["spec"]["ports"][0]["targetPort"] == "metrics" and service["spec"]["publishNotReadyAddresses"]
 
 
+def test_kubernetes_console_deployment_probes_service_and_labels():
+    console, config = _k8s("Deployment", "hub-console"), _k8s("ConfigMap", "hub-config")
+    pod = console["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"] == ["console"]
+    refs = {next(iter(ref.values()))["name"] for ref in container["envFrom"]}
+    assert refs == {"hub-config", "hub-secrets"}
+    assert "HUB_CONSOLE_SECRET" in _k8s("Secret", "hub-secrets")["stringData"]
+    port = next(p for p in container["ports"] if p["name"] == "http")["containerPort"]
+    assert str(port) == config["data"]["HUB_CONSOLE_PORT"] and config["data"]["HUB_CONSOLE_HOST"] == "0.0.0.0"
+    assert config["data"]["HUB_CONSOLE_TRUSTED_PROXIES"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health/live", "port": "http"}
+    assert pod["terminationGracePeriodSeconds"] > 5
+    _assert_locked_down(pod, container)
+    labels = console["spec"]["template"]["metadata"]["labels"]
+    assert console["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = _k8s("Service", "hub-console")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    # the router's metrics Service and disruption budget do not pick up console pods
+    for selector in (
+        _k8s("Service", "hub-metrics")["spec"]["selector"],
+        _k8s("PodDisruptionBudget")["spec"]["selector"]["matchLabels"],
+        _k8s("Deployment", "hub")["spec"]["selector"]["matchLabels"],
+    ):
+        assert not selector.items() <= labels.items()
+
+
 # --------------------------------------------------------------------------------------- Dockerfile
 
 
@@ -845,6 +901,10 @@ def test_build_stage_makes_a_wheel_with_everything_hub_run_needs(tmp_path: Path)
         "hub/observability.py",
         "hub/migrations/0001_contract_tables.sql",
         "hub/core/rules.yaml",
+        "hub/console/templates/base.html",  # `hub console`: templates and vendored htmx ship in the wheel
+        "hub/console/static/vendor/htmx-2.0.11.min.js",
+        "hub/console/static/vendor/htmx-ext-sse-2.2.4.min.js",
+        "hub/console/static/console.css",
         "consumers/inbound.py",
         "producers/feeds.py",
         "schemas/json/shipment.events.schema.json",

@@ -31,6 +31,11 @@ CONTRACT_TABLES = {
     "dead_letters",
     "erasures",
     "schema_migrations",
+    # the ops console (0008)
+    "console_users",
+    "console_sessions",
+    "console_audit",
+    "silences",
 }
 
 

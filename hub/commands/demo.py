@@ -19,6 +19,7 @@ clock as the events' times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -42,6 +43,7 @@ from hub.clock.lock import ClockBusy, locked_tick
 from hub.commands._common import console, fail, hub_command, print_commands, print_second_terminal_hint, settings
 from hub.commands._demo_dispatch import LocalReceivers, by_channel, create_secrets, settle, with_webhooks
 from hub.commands._demo_dispatch import table as dispatch_table
+from hub.commands.console import demo_console
 from hub.commands.run import embedded_services
 from hub.commands.simulate import TrafficReport, publish_traffic, topic_of
 from hub.config import Settings
@@ -216,6 +218,11 @@ def register(app: typer.Typer) -> None:
         json_file: Path | None = typer.Option(
             None, "--json", dir_okay=False, help="Also write the summary (and its cross-checks) as JSON"
         ),
+        web_console: bool = typer.Option(
+            True,
+            "--console/--no-console",
+            help="Also serve the web console (HUB_CONSOLE_PORT) with a login for this run",
+        ),
     ) -> None:
         """See the hub work: embedded broker and Postgres, simulated traffic, a summary, then a clean stop.
 
@@ -233,7 +240,7 @@ def register(app: typer.Typer) -> None:
         s = s.model_copy(update={"kafka_bootstrap": None, "database_url": None, "migrate_database_url": None})
         with embedded_services(s) as s:
             _print_watch_hint(s)
-            summary = _run(s, _Traffic(seed, rate, duration, speed, exception_rate))
+            summary = _run(s, _Traffic(seed, rate, duration, speed, exception_rate), web_console)
         print_summary(console, s, summary)
         if json_file is not None:
             json_file.write_bytes(summary.to_json())
@@ -325,12 +332,13 @@ class _Traffic:
         )
 
 
-def _run(s: Settings, traffic: _Traffic) -> DemoSummary:
+def _run(s: Settings, traffic: _Traffic, web_console: bool = False) -> DemoSummary:
     try:
         applied = asyncio.run(apply_migrations(s.dsn))
         if applied:
             console.print(f"migrated the embedded database: {', '.join(applied)}")
-        return asyncio.run(run_demo(s, traffic))
+        with demo_console(s) if web_console else contextlib.nullcontext():
+            return asyncio.run(run_demo(s, traffic))
     except KeyboardInterrupt:
         fail("interrupted; everything the demo started has been stopped", code=130)
     except (StartupError, KafkaSetupError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -17,7 +18,8 @@ from pydantic import ValidationError
 
 from hub.core.decoding import describe_validation_error
 from hub.core.webhooks import new_secret
-from hub.ops.db import OpsError
+from hub.ops.db import NotFound, OpsError
+from hub.ops.tasks import Task, TaskFilter, list_tasks
 from schemas.customers import ALL_COLUMNS, REQUIRED_COLUMNS, Customer
 
 # Only rows whose values change are updated, so the import can say what it changed.
@@ -194,3 +196,120 @@ async def create_webhook_secret(conn: asyncpg.Connection, customer_id: str, rota
         secret = new_secret()
         await conn.execute(INSERT_SECRET, customer_id, secret)
     return secret
+
+
+# --- the register as the console shows it ------------------------------------------------------------
+
+CUSTOMER_COLUMNS = """
+customer_id, name, tier, language, preferred_channel, email, phone, webhook_url, webhook_disabled_at, timezone,
+quiet_hours, credit_rating, account_manager, registered_by, created_at, updated_at
+"""
+# $1: a piece of the id or the name (NULL: all); ordered by id so pages are stable.
+SELECT_REGISTER = f"""
+SELECT {CUSTOMER_COLUMNS} FROM customers
+WHERE $1::text IS NULL OR customer_id ILIKE '%' || $1 || '%' OR name ILIKE '%' || $1 || '%'
+ORDER BY customer_id
+LIMIT $2 OFFSET $3
+"""
+SELECT_CUSTOMER = f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE customer_id = $1"
+SELECT_CUSTOMER_SHIPMENTS = """
+SELECT shipment_id, status, promised_delivery_at, eta, carrier_id, last_event_at
+FROM shipments WHERE customer_id = $1 ORDER BY last_event_at DESC NULLS LAST, shipment_id LIMIT $2
+"""
+SELECT_CUSTOMER_NOTIFICATIONS = """
+SELECT notification_id, shipment_id, kind, channel, language, body, status, created_at
+FROM customer_notifications WHERE customer_id = $1 ORDER BY created_at DESC, notification_id LIMIT $2
+"""
+# CSAT: the share of survey answers scoring 4 or 5 (contract 1.1, "Surveys").
+SELECT_CSAT = """
+SELECT count(*) AS answers,
+       count(*) FILTER (WHERE (payload->>'satisfaction_score')::int >= 4) AS satisfied
+FROM call_logs
+WHERE customer_id = $1 AND category = 'survey' AND jsonb_typeof(payload->'satisfaction_score') = 'number'
+"""
+
+
+@dataclass(frozen=True)
+class RegisterEntry:
+    customer_id: str
+    name: str | None
+    tier: str
+    language: str
+    preferred_channel: str
+    email: str | None
+    phone: str | None
+    webhook_url: str | None
+    webhook_disabled_at: datetime | None
+    timezone: str | None
+    quiet_hours: str | None
+    credit_rating: str | None
+    account_manager: str | None
+    registered_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CustomerShipment:
+    shipment_id: str
+    status: str | None
+    promised_delivery_at: datetime | None
+    eta: datetime | None
+    carrier_id: str | None
+    last_event_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CustomerNotification:
+    notification_id: str
+    shipment_id: str | None
+    kind: str
+    channel: str
+    language: str
+    body: str
+    status: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Csat:
+    answers: int
+    satisfied: int
+
+    @property
+    def percent(self) -> float | None:
+        return round(100 * self.satisfied / self.answers, 1) if self.answers else None
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    customer: RegisterEntry
+    open_tasks: list[Task]
+    shipments: list[CustomerShipment]
+    notifications: list[CustomerNotification]
+    csat: Csat
+
+
+async def register_page(
+    conn: asyncpg.Connection, search: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[RegisterEntry], bool]:
+    """A page of the register (id or name containing `search`), and whether more follow."""
+    rows = await conn.fetch(SELECT_REGISTER, (search or "").strip() or None, limit + 1, offset)
+    return [RegisterEntry(**dict(r)) for r in rows[:limit]], len(rows) > limit
+
+
+async def customer_view(conn: asyncpg.Connection, customer_id: str, limit: int = 50) -> CustomerView:
+    """A customer with their open tasks, latest shipments and notifications, and CSAT."""
+    row = await conn.fetchrow(SELECT_CUSTOMER, customer_id)
+    if row is None:
+        raise NotFound(f"no customer {customer_id!r} in the register")
+    page = await list_tasks(conn, TaskFilter(customer_id=customer_id, limit=limit), datetime.now(UTC))
+    shipments = [CustomerShipment(**dict(r)) for r in await conn.fetch(SELECT_CUSTOMER_SHIPMENTS, customer_id, limit)]
+    notes = [
+        CustomerNotification(**{**dict(r), "notification_id": str(r["notification_id"])})
+        for r in await conn.fetch(SELECT_CUSTOMER_NOTIFICATIONS, customer_id, limit)
+    ]
+    csat = await conn.fetchrow(SELECT_CSAT, customer_id)
+    return CustomerView(
+        RegisterEntry(**dict(row)), page.tasks, shipments, notes, Csat(csat["answers"], csat["satisfied"])
+    )

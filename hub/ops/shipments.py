@@ -106,3 +106,80 @@ async def shipment_file(conn: asyncpg.Connection, shipment_id: str, call_logs_to
             "Check the waybill number (ids are case-sensitive), or whether its feed is publishing"
         )
     return ShipmentFile(shipment_id, TrackingSheet(**dict(sheet_row)) if sheet_row else None, history, tasks, notes)
+
+
+# --- one timeline (the console's shipment page) ----------------------------------------------------
+
+SELECT_ATTEMPTS = """
+SELECT notification_id, attempt, at, outcome, status_code, error, duration_ms
+FROM notification_attempts WHERE notification_id = ANY($1::uuid[])
+ORDER BY at, notification_id, attempt
+"""
+SELECT_TASK_HISTORY = """
+SELECT task_id, at, actor, action, detail FROM task_events WHERE task_id = ANY($1::uuid[]) ORDER BY at, id
+"""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    notification_id: str
+    attempt: int
+    at: datetime
+    outcome: str  # sent, retry, failed
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One thing that happened to a shipment; `kind` says which of the other fields is set."""
+
+    at: datetime
+    kind: str  # event (shipment.events / carrier.updates), call, task (a history row), notification, attempt
+    event: HistoryEntry | None = None
+    task: Task | None = None
+    task_action: str | None = None
+    actor: str | None = None
+    detail: dict[str, Any] | None = None
+    notification: Notification | None = None
+    attempt: Attempt | None = None
+
+
+async def notification_attempts(conn: asyncpg.Connection, notification_ids: list[str]) -> list[Attempt]:
+    if not notification_ids:
+        return []
+    return [
+        Attempt(**{**dict(r), "notification_id": str(r["notification_id"])})
+        for r in await conn.fetch(SELECT_ATTEMPTS, notification_ids)
+    ]
+
+
+async def shipment_timeline(conn: asyncpg.Connection, file: ShipmentFile, call_logs_topic: str) -> list[TimelineEntry]:
+    """Everything about the shipment in one list, oldest first: its events from both streams (by
+    occurred_at), the calls about it, every change of its tasks, its notifications and each try
+    to deliver them."""
+    entries = [
+        TimelineEntry(e.occurred_at, "call" if e.stream == call_logs_topic else "event", event=e) for e in file.history
+    ]
+    tasks = {t.task_id: t for t in file.tasks}
+    if tasks:
+        for r in await conn.fetch(SELECT_TASK_HISTORY, list(tasks)):
+            entries.append(
+                TimelineEntry(
+                    r["at"],
+                    "task",
+                    task=tasks[str(r["task_id"])],
+                    task_action=r["action"],
+                    actor=r["actor"],
+                    detail=r["detail"],
+                )
+            )
+    notes = {n.notification_id: n for n in file.notifications}
+    entries += [TimelineEntry(n.created_at, "notification", notification=n) for n in file.notifications]
+    for attempt in await notification_attempts(conn, list(notes)):
+        entries.append(
+            TimelineEntry(attempt.at, "attempt", notification=notes[attempt.notification_id], attempt=attempt)
+        )
+    order = {"event": 0, "call": 0, "task": 1, "notification": 2, "attempt": 3}
+    return sorted(entries, key=lambda e: (e.at, order[e.kind]))

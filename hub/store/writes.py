@@ -12,8 +12,10 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from hub.core.outputs import AlertDecision, NotificationDecision, TaskDecision, TaskEvent
+from hub.core.silences import MATCHER_FIELDS, ActiveSilence, AlertFacts, Matcher, needs_lookup, silenced_by
 from hub.core.topics import Destinations
 from hub.store import queries
 from hub.store.rows import copy_rows, json_text
@@ -49,10 +51,17 @@ async def write_tasks(
     await write_history(conn, history)
 
 
+# Task changes wake the console's live pages (hub/console), like NOTIFY hub_outbox wakes the relay.
+TASKS_CHANNEL = "hub_tasks"
+NOTIFY_TASKS = f"SELECT pg_notify('{TASKS_CHANNEL}', '')"
+
+
 async def write_history(conn: asyncpg.Connection, history: Sequence[TaskEvent]) -> None:
     await copy_rows(
         conn, queries.COPY_TASK_EVENTS, [(e.task_id, e.at, e.actor, e.action, json_text(e.detail)) for e in history]
     )
+    if history:  # every task the hub creates or changes has a history row
+        await conn.execute(NOTIFY_TASKS)
 
 
 def created(tasks: Sequence[TaskDecision], at: datetime) -> list[TaskEvent]:
@@ -81,22 +90,86 @@ async def write_notifications(conn: asyncpg.Connection, notes: Sequence[Notifica
     )
 
 
+# --- silences (contract 1.1, "Ops console"; the matcher is hub/core/silences.py) -------------------
+# The relay's wake-up and the active silences travel in one round trip, so silences cost a batch
+# nothing while none is active, and a batch without alerts sends neither. The alerts' departments
+# and carriers are looked up only while some active silence names one of those.
+NOTIFY_OUTBOX_AND_SILENCES = """
+SELECT pg_notify('hub_outbox', '') AS notified, now() AS now,
+       (SELECT json_agg(json_build_object('id', id, 'queue', queue, 'kind', kind, 'department', department,
+                                          'carrier_id', carrier_id, 'customer_id', customer_id,
+                                          'shipment_id', shipment_id, 'ends_at', ends_at) ORDER BY id)
+        FROM silences WHERE ends_at > now())::text AS active
+"""
+SELECT_ALERT_FACTS = """
+SELECT k.i, t.department, s.carrier_id
+FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(task_id, shipment_id, i)
+LEFT JOIN coordination_tasks AS t ON t.task_id = k.task_id::uuid
+LEFT JOIN shipments AS s ON s.shipment_id = k.shipment_id
+"""
+# A silenced alert is written already sent, naming its silence: the relay (sent_at IS NULL) skips it.
+COPY_OUTBOX_SILENCEABLE = ("outbox", (*queries.COPY_OUTBOX[1], "sent_at", "silenced_by"))
+
+
 async def write_alerts(conn: asyncpg.Connection, alerts: Sequence[AlertDecision], destinations: Destinations) -> None:
-    """Queue the alerts in the outbox and wake the relay (a NOTIFY, delivered on commit)."""
+    """Queue the alerts in the outbox and wake the relay (a NOTIFY, delivered on commit).
+
+    An alert an active silence matches is recorded all the same, marked sent and silenced by that
+    silence, so it never reaches its queue; the task and notifications it came with are unaffected.
+    """
     if not alerts:
         return
+    rows = [
+        (
+            destinations.queues[a.queue],
+            (a.alert.key or "").encode(),
+            a.alert.model_dump_json().encode(),
+            json_text([["hub.alert_id", a.alert.alert_id.encode().hex()]]),
+            a.alert.alert_id,
+        )
+        for a in alerts
+    ]
+    found = await conn.fetchrow(NOTIFY_OUTBOX_AND_SILENCES)
+    if found["active"] is None:
+        await copy_rows(conn, queries.COPY_OUTBOX, rows)
+        return
+    now = found["now"]
+    active = [
+        ActiveSilence(
+            s["id"], Matcher(**{name: s[name] for name in MATCHER_FIELDS}), datetime.fromisoformat(s["ends_at"])
+        )
+        for s in orjson.loads(found["active"])
+    ]
+    silenced = await _silenced_by(conn, alerts, active, now)
     await copy_rows(
         conn,
-        queries.COPY_OUTBOX,
-        [
-            (
-                destinations.queues[a.queue],
-                (a.alert.key or "").encode(),
-                a.alert.model_dump_json().encode(),
-                json_text([["hub.alert_id", a.alert.alert_id.encode().hex()]]),
-                a.alert.alert_id,
-            )
-            for a in alerts
-        ],
+        COPY_OUTBOX_SILENCEABLE,
+        [(*row, now if by is not None else None, by) for row, by in zip(rows, silenced, strict=True)],
     )
-    await conn.execute(queries.NOTIFY_OUTBOX)
+
+
+async def _silenced_by(
+    conn: asyncpg.Connection, alerts: Sequence[AlertDecision], active: Sequence[ActiveSilence], now: datetime
+) -> list[int | None]:
+    """For each alert, the id of the silence that holds it back, or None (`active`: those active now)."""
+    looked_up: dict[int, tuple[str | None, str | None]] = {}
+    if needs_lookup(active):
+        found = await conn.fetch(
+            SELECT_ALERT_FACTS, [a.alert.task_id for a in alerts], [a.alert.shipment_id for a in alerts]
+        )
+        looked_up = {r["i"] - 1: (r["department"], r["carrier_id"]) for r in found}
+    return [
+        silenced_by(
+            active,
+            AlertFacts(
+                queue=a.queue.value,
+                kind=str(a.alert.kind),
+                customer_id=a.alert.customer_id,
+                shipment_id=a.alert.shipment_id,
+                department=looked_up.get(i, (None, None))[0],
+                carrier_id=looked_up.get(i, (None, None))[1],
+            ),
+            now,
+        )
+        for i, a in enumerate(alerts)
+    ]

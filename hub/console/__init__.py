@@ -1,0 +1,1 @@
+"""The web ops console (`hub console`): see hub/console/app.py."""
