@@ -22,6 +22,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from hub.config import Settings
+from hub.core.topics import QUEUES, STREAMS
 from hub.dev.embedded import PG_SYSTEM_USER, EmbeddedStartError, PortInUseError, start_broker, start_postgres
 
 RECEIVE_TIMEOUT_S = 30  # Tansu's consumer-group join alone takes ~5 s
@@ -101,7 +102,7 @@ async def test_database_url_is_fresh_empty_and_writable(database_url: str, round
 
 def test_hub_settings_are_isolated(hub_settings: Settings, kafka_is_embedded: bool) -> None:
     topics = [*hub_settings.inbound_topics, *hub_settings.alert_topics, hub_settings.topic_dead_letter]
-    assert len(set(topics)) == 7
+    assert len(set(topics)) == len(STREAMS) + len(QUEUES) + 1  # and the dead-letter topic
     assert len({t.rsplit(".", 1)[1] for t in topics}) == 1  # one shared per-test suffix
     assert topics[0].startswith("shipment.events.t")
     assert hub_settings.kafka_idempotence is not kafka_is_embedded

@@ -33,6 +33,7 @@ from tests.support import fetch, fetchval, migrated
 pytestmark = pytest.mark.postgres
 
 RULES = load_rules()
+FOLLOW_UP_HOURS = RULES.surveys.complaint_follow_up_hours  # the DUE query's third parameter
 
 
 @pytest.fixture
@@ -380,10 +381,10 @@ async def test_a_reopened_overdue_task_is_due_on_the_clock_again(dsn, hub):
     task_id = await add_task(dsn, opened_ago=timedelta(hours=3), due_in=-timedelta(hours=1))
     ok(await hub("tasks", "resolve", task_id, "--by", "alice", "--resolution", "fixed"))
     now = datetime.now(UTC)
-    assert task_id not in {r["subject"] for r in await fetch(dsn, DUE, now, 100)}  # closed: no timer
+    assert task_id not in {r["subject"] for r in await fetch(dsn, DUE, now, 100, FOLLOW_UP_HOURS)}  # closed: no timer
 
     ok(await hub("tasks", "reopen", task_id, "--by", "erin"))
-    due = {(r["kind"], r["subject"]) for r in await fetch(dsn, DUE, now, 100)}
+    due = {(r["kind"], r["subject"]) for r in await fetch(dsn, DUE, now, 100, FOLLOW_UP_HOURS)}
     assert ("sla_breach", task_id) in due
 
     tick = orjson.loads(ok(await hub("tick", "--json")))

@@ -87,6 +87,11 @@ TASKS_BY_DEPARTMENT = """
 SELECT department, count(*) AS n FROM coordination_tasks WHERE created_at >= $1 GROUP BY department
 """
 NOTIFICATIONS_BY_KIND = "SELECT kind, count(*) AS n FROM customer_notifications WHERE created_at >= $1 GROUP BY kind"
+# The dispatcher's own tasks: a phone notice becomes a call_centre call-back, a failed notice a follow-up.
+DISPATCH_TASKS = """
+SELECT count(*) FROM coordination_tasks WHERE created_at >= $1 AND kind IN ('call_back', 'notification_failed')
+"""
+FAILED_NOTICES = "SELECT count(*) FROM customer_notifications WHERE created_at >= $1 AND status = 'failed'"
 DEAD_LETTERS_BY_REASON = "SELECT reason, count(*) AS n FROM dead_letters WHERE created_at >= $1 GROUP BY reason"
 # recorded_at is Postgres' own (wall) clock: the firings recorded during this run, whatever simulated moment fired them.
 CLOCK_FIRINGS = """
@@ -152,6 +157,8 @@ class Checks:
     clock_alerts: dict[str, dict[str, int]]  # the clock's alerts read back from the topics: topic -> severity -> alerts
     topic_clock_alerts: ClockCounts  # the same alerts by timer (key_account_review raises none)
     postgres_clock_firings: ClockCounts  # rows of clock_firings recorded during the run
+    dispatch_tasks: int = 0  # call-backs for phone notices and follow-ups of failed ones (with an alert each)
+    failed_notices: int = 0  # notices the dispatcher gave up on (each raised a notification_failed alert)
 
 
 @dataclass
@@ -544,6 +551,8 @@ class _Stored:
     notifications: dict[str, int]  # kind -> notifications
     dead_letters: dict[str, int]  # reason -> dead letters
     clock_firings: ClockCounts
+    dispatch_tasks: int
+    failed_notices: int
 
 
 async def _stored_counts(conn: asyncpg.Connection, since: datetime, call_logs_topic: str) -> _Stored:
@@ -561,6 +570,8 @@ async def _stored_counts(conn: asyncpg.Connection, since: datetime, call_logs_to
         await grouped(NOTIFICATIONS_BY_KIND),
         await grouped(DEAD_LETTERS_BY_REASON),
         firings,
+        await conn.fetchval(DISPATCH_TASKS, since),
+        await conn.fetchval(FAILED_NOTICES, since),
     )
 
 
@@ -724,6 +735,8 @@ def _summary(
             clock_alerts=_distinct(on_topics.clock_alerts),
             topic_clock_alerts=topic_clock_alerts,
             postgres_clock_firings=stored.clock_firings,
+            dispatch_tasks=stored.dispatch_tasks,
+            failed_notices=stored.failed_notices,
         ),
     )
 

@@ -99,6 +99,8 @@ def expect_carrier_update(doc: dict) -> Expectation:
     return Expectation(tuple(rules), (), frozenset(may_notify))
 
 
+LOW_SCORE_AT_MOST = 2  # rules.yaml surveys.low_score_at_most: an answer at or below is a complaint
+
 CALL_ROWS = {
     "complaint": (COMPLAINTS, "complaint", "complaint_received"),
     "claim": (EXCEPTIONS, "claim", "claim_received"),
@@ -109,6 +111,8 @@ CALL_ROWS = {
 def expect_call(doc: dict) -> Expectation:
     assert not doc.get("shipment_id"), "workload calls carry no shipment_id (repeat contact is order-dependent)"
     row = CALL_ROWS.get(doc["category"])
+    if doc["category"] == "survey" and (doc.get("satisfaction_score") or 5) <= LOW_SCORE_AT_MOST:
+        return Expectation(((COMPLAINTS, "low_satisfaction"),))  # rules.yaml: an alert and a task, no notice
     if row is None:
         return Expectation()
     queue, rule, notice = row
@@ -160,6 +164,7 @@ RULE_SEVERITY = {
     "urgent_order": "P1",  # due: the earliest of +2 h, a requested deadline and the promise (none here)
     "complaint": "P2",
     "claim": "P2",
+    "low_satisfaction": "P2",  # a survey answer at or below surveys.low_score_at_most
 }
 RESPONSE = {"P1": timedelta(hours=2), "P2": timedelta(hours=8), "P3": timedelta(hours=24), "P4": timedelta(hours=72)}
 WARNING_AT = 0.75  # sla_warning at 75 % of the window, only before due_at
