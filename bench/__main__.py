@@ -321,5 +321,128 @@ def _missing_msgspec_hint() -> None:
         _fail("the floor pipeline needs msgspec: pip install msgspec (the `bench` extra)")
 
 
+# --- `python -m bench clock` (issue 18): a tick's cost on a big database, and hub run's rate with the clock on ---
+
+
+@app.command(name="clock")
+def clock_command(
+    shipments: int = typer.Option(1_000_000, "--shipments", help="Shipments in flight in the database"),
+    open_tasks: int = typer.Option(100_000, "--open-tasks", help="Open tasks (as many closed ones besides)"),
+    due: list[int] = typer.Option([0, 1_000, 10_000], "--due", help="Timers due at a measured tick; repeatable"),
+    idle_ticks: int = typer.Option(20, "--idle-ticks", help="Ticks measured with nothing due"),
+    repeat: int = typer.Option(3, "--repeat", help="Ticks measured per --due above 0"),
+    events: int = typer.Option(150_000, "--events", help="Events `hub run` drains, clock off and on"),
+    drain_repeat: int = typer.Option(2, "--drain-repeat", help="Drains with the clock off and on (interleaved)"),
+    due_rate: float = typer.Option(100.0, "--due-rate", help="Timers coming due per second during the drains"),
+    hub_workers: int = typer.Option(None, "--hub-workers", help="`hub run --workers` [default: cores, at most 6]"),
+    seed: int = typer.Option(Options.seed, "--seed"),
+    out: Path = typer.Option(None, "--out", dir_okay=False, help="JSON summary [default: bench/results/clock.json]"),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, the hubs' logs)"),
+) -> None:
+    """A tick with 1,000,000 shipments in flight and 100,000 open tasks, with 0, 1,000 and 10,000 timers
+    due (issue 18: under 20 ms idle, under 1 s for 10,000), and `hub run`'s drain rate with the clock
+    off and on (within 10 % of the last committed figure)."""
+    from bench.clock import ClockOptions, run_clock_bench, write
+
+    if shipments < 100 or open_tasks < 100 or min(due, default=0) < 0 or idle_ticks < 1 or repeat < 1:
+        _fail("--shipments and --open-tasks at least 100, --due at least 0, --idle-ticks and --repeat at least 1")
+    if drain_repeat < 1 or events < 1_000 or due_rate < 0:
+        _fail("--drain-repeat at least 1, --events at least 1,000, --due-rate at least 0")
+    options = ClockOptions(
+        shipments=shipments,
+        open_tasks=open_tasks,
+        due=tuple(due),
+        idle_ticks=idle_ticks,
+        repeat=repeat,
+        events=events,
+        drain_repeat=drain_repeat,
+        due_rate=due_rate,
+        seed=seed,
+        keep=keep,
+        **({"hub_workers": hub_workers} if hub_workers is not None else {}),
+        **({"out": out} if out is not None else {}),
+    )
+    try:
+        result = asyncio.run(run_clock_bench(options, _say))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(str(exc))
+    path = write(result, options.out)
+    for table in clock_tables(result):
+        console.print(table)
+    console.print(f"written to [bold]{path}[/]")
+
+
+def clock_tables(result: dict) -> list[Table]:
+    db, targets = result["database"], result["targets"]
+    ticks = Table(
+        title=f"hub clock: {db['shipments_in_flight']:,} shipments in flight, {db['open_tasks']:,} open tasks "
+        f"({db['size_mb']:,} MB); load {result['load_average_before']} on {result['cpus']} cores"
+    )
+    for column in ("timers due", "ticks", "1st tick p50 ms", "1st tick max ms", "ticks to drain"):
+        ticks.add_column(column, justify="right")
+    for column in ("drain p50 ms", "drain max ms", "fired, each once", "target", "met"):
+        ticks.add_column(column, justify="right")
+    for row in result["ticks"]:
+        first, whole = row["first_tick_ms"], row["to_drain_ms"]
+        target, met = "", ""
+        if row["due"] == 0:
+            target, met = "< 20 ms", _yes(targets.get("idle_max_under_20ms"))
+        elif row["due"] == 10_000:
+            target, met = "< 1 s", _yes(targets.get("due_10000_drained_under_1s"))
+        ticks.add_row(
+            f"{row['due']:,}",
+            str(row["ticks_measured"]),
+            f"{first['p50']:,.1f}",
+            f"{first['max']:,.1f}",
+            str(row["ticks_to_drain"]),
+            f"{whole['p50']:,.1f}",
+            f"{whole['max']:,.1f}",
+            f"{row['fired']:,}, {_yes(row['exactly_once'])}",
+            target,
+            met,
+        )
+    first = db["first_tick_of_month"]
+    ticks.caption = (
+        f"first tick of the month (calendar sweep): {first['fired']:,} key-account reviews in {first['ms']:,.0f} ms; "
+        "a tick runs every chunk of due timers (500) until none is left, so 'ticks to drain' > 1 only for "
+        "the monthly statements' per-tick share"
+    )
+    t = result["throughput"]
+    drains = Table(
+        title=f"hub run, {result['options']['hub_workers']} workers, {result['options']['events']:,} events, "
+        f"{result['options']['due_rate']:g} timers/s coming due"
+    )
+    for column in ("clock", "runs", "events/s (median)", "min-max", "timers fired in drain", "vs clock off", "target"):
+        drains.add_column(column, justify="right")
+    for state in ("off", "on"):
+        runs = [r for r in t["runs"] if r["clock"] == state]
+        eps = [r["eps"] for r in runs]
+        drains.add_row(
+            state,
+            str(len(runs)),
+            f"{t[f'clock_{state}_eps']:,.0f}",
+            f"{min(eps):,.0f}-{max(eps):,.0f}",
+            ", ".join(f"{r['timers_fired_in_drain']:,}" for r in runs),
+            f"{t['on_over_off']:.2f}" if state == "on" else "",
+            f"within 10 %: {_yes(targets.get('throughput_on_within_10pct_of_off'))}" if state == "on" else "",
+        )
+    if t["last_committed_eps"]:
+        about = t["last_committed"]
+        drains.add_row(
+            f"last committed ({about.get('commit')}, {about.get('events'):,} events)",
+            "",
+            f"{t['last_committed_eps']:,.0f}",
+            "",
+            "",
+            f"on/committed {t['on_over_last_committed']:.2f}",
+            f"within 10 %: {_yes(targets.get('throughput_within_10pct_of_last_committed'))}",
+        )
+    return [ticks, drains]
+
+
+def _yes(value: object) -> str:
+    return "-" if value is None else ("yes" if value else "NO")
+
+
 if __name__ == "__main__":
     app(prog_name=f"{Path(sys.executable).name} -m bench")
