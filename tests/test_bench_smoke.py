@@ -48,7 +48,8 @@ def test_small_preset_writes_every_headline_figure(tmp_path: Path) -> None:
             assert r["rows"] == r["events"], f"{pipeline} stored {r['rows']} of {r['events']} events"
     for kind in ("latency_fixed", "latency_half_max"):
         for r in summary["runs"][kind]:
-            assert r["complete"] and r["missing_tasks"] == 0 and r["missing_alerts"] == 0, r
+            seen = {k: r[k] for k in ("complete", "missing_tasks", "missing_alerts", "sent")}
+            assert r["complete"] and r["missing_tasks"] == 0 and r["missing_alerts"] == 0, (seen, output[-3000:])
             assert r["sent"] == round(r["offered_rate"] * r["seconds"])
     for key in ("nproc", "cpu_model", "memory_gib"):
         assert summary["machine"][key]

@@ -17,7 +17,7 @@ from hub.config import Settings
 from hub.workers import worker_environment
 from tests.support import fetchval, migrated, publish, shipment_event, wait_for_count, wait_until
 
-BATCH_LINE = re.compile(r"^\S+ \S+ (\d+) INFO\s+hub\.consumer: batch: (\d+) records", re.MULTILINE)
+BATCH_LINE = re.compile(r"^\S+ \S+ (\d+) DEBUG\s+hub\.consumer: batch: (\d+) records", re.MULTILINE)
 
 
 def test_each_worker_gets_its_own_port_and_client_id_and_runs_alone():
@@ -52,7 +52,8 @@ def test_metrics_stay_off_for_every_worker_when_turned_off():
 
 
 def _start(settings: Settings, log_path) -> subprocess.Popen:
-    env = {**settings.child_environment(), "HUB_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+    # DEBUG: the line per batch (at INFO the hub logs a summary every 10 s, not which worker stored what)
+    env = {**settings.child_environment(), "HUB_LOG_LEVEL": "DEBUG", "PYTHONUNBUFFERED": "1"}
     log = open(log_path, "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [sys.executable, "-m", "hub", "run", "--workers", "2"], env=env, stdout=log, stderr=subprocess.STDOUT
