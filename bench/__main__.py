@@ -327,7 +327,7 @@ def _missing_msgspec_hint() -> None:
 
 @app.command(name="dispatch")
 def dispatch_command(
-    notifications: int = typer.Option(10_000, "--notifications", help="Notices per throughput run (floor and hub)"),
+    notifications: int = typer.Option(5_000, "--notifications", help="Notices per throughput run (floor and hub)"),
     repeat: int = typer.Option(3, "--repeat", help="Floor and hub runs, alternating (median, min-max)"),
     endpoints: int = typer.Option(4, "--endpoints", help="Webhook customers, one endpoint (URL) each"),
     rate: float = typer.Option(200.0, "--rate", help="Notices written per second in the latency run"),
