@@ -333,7 +333,6 @@ def dispatch_command(
     rate: float = typer.Option(200.0, "--rate", help="Notices written per second in the latency run"),
     seconds: float = typer.Option(25.0, "--seconds", help="Length of the latency run"),
     tick_s: float = typer.Option(0.02, "--tick-s", help="The latency run writes a transaction every this often"),
-    notify: bool = typer.Option(False, "--notify", help="Also a latency run whose writes send NOTIFY hub_dispatch"),
     out: Path = typer.Option(None, "--out", dir_okay=False, help="JSON summary [default: bench/results/dispatch.json]"),
     keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, logs)"),
 ) -> None:
@@ -344,9 +343,7 @@ def dispatch_command(
 
     if notifications < 1 or repeat < 1 or endpoints < 1 or rate <= 0 or seconds <= 0 or tick_s <= 0:
         _fail("--notifications, --repeat and --endpoints must be at least 1; --rate, --seconds, --tick-s positive")
-    options = DispatchOptions(
-        notifications, repeat, endpoints, rate, seconds, tick_s, notify, out=out or DISPATCH_OUT, keep=keep
-    )
+    options = DispatchOptions(notifications, repeat, endpoints, rate, seconds, tick_s, out or DISPATCH_OUT, keep)
     try:
         result = asyncio.run(run_dispatch_bench(options, _say))
     except (RuntimeError, TimeoutError) as exc:

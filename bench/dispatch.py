@@ -21,13 +21,10 @@ Phases:
               dispatcher's concurrency is min(HUB_DISPATCH_CONCURRENCY, endpoints x
               HUB_DISPATCH_ENDPOINT_CONCURRENCY) = 16, the floor's.
   latency     notices written at a paced --rate (200/s) for --seconds, in small transactions
-              every --tick-s (as the store writes a batch), the dispatcher woken the way the hub
-              wakes it: the store's write_notifications sends no NOTIFY hub_dispatch, so by its
-              poll (HUB_DISPATCH_POLL_S, 0.25 s) or at once after a full batch; from each row's
-              created_at (pending) to its sent_at, as Postgres records them: p50/p95/p99
-              (target p99 <= 500 ms), and every notice received exactly once. With --notify a
-              second run sends NOTIFY hub_dispatch in each write (what README's "new ones also
-              wake it at once" describes), for comparison.
+              every --tick-s (as the store writes a batch, with write_notifications, whose NOTIFY
+              hub_dispatch wakes the dispatcher on commit: the hub's own wake-up path); from each
+              row's created_at (pending) to its sent_at, as Postgres records them: p50/p95/p99
+              (target p99 <= 500 ms), and every notice received exactly once.
 
 floor and hub alternate --repeat times (median, min-max), so a noisy minute hurts both alike.
 """
@@ -82,7 +79,6 @@ TARGET_RATIO = 0.5
 TARGET_P99_MS = 500.0
 KIND = NotificationKind.DELAY  # sent at once by webhook (no quiet hours, no supersession)
 BODY = "Your shipment {shipment} may arrive late: the carrier reports a delay at the Shanghai hub. We are on it."
-WAKE = "SELECT pg_notify('hub_dispatch', '')"  # hub.dispatch.queries.DISPATCH_WAKE
 PENDING = "SELECT count(*) FROM customer_notifications WHERE status = 'pending' AND next_attempt_at IS NOT NULL"
 
 Say = Callable[[str], None]
@@ -96,7 +92,6 @@ class DispatchOptions:
     rate: float = 200.0
     seconds: float = 25.0
     tick_s: float = 0.02
-    notify: bool = False  # also a latency run whose writes send NOTIFY hub_dispatch
     out: Path = DEFAULT_OUT
     keep: bool = False
 
@@ -172,9 +167,7 @@ async def run_dispatch_bench(options: DispatchOptions, say: Say) -> dict:
                 await _warm_up(bench)
                 result["runs"] = await _throughput(bench, options)
                 result["throughput"] = _throughput_summary(result["runs"])
-                result["latency"] = await _latency(bench, options, notify=False, tag="lat")
-                if options.notify:
-                    result["latency_notify"] = await _latency(bench, options, notify=True, tag="latn")
+                result["latency"] = await _latency(bench, options, tag="lat")
                 result["delivery"] = await _delivery(bench)
             finally:
                 if dispatcher is not None:
@@ -258,12 +251,10 @@ def _decisions(tag: str, first: int, count: int, endpoints: int) -> list[Notific
     ]
 
 
-async def _write(conn: asyncpg.Connection, notes: list[NotificationDecision], notify: bool) -> None:
-    """As the store writes a batch's notices: COPY in the batch's transaction."""
+async def _write(conn: asyncpg.Connection, notes: list[NotificationDecision]) -> None:
+    """As the store writes a batch's notices: COPY and NOTIFY hub_dispatch in the batch's transaction."""
     async with conn.transaction():
         await write_notifications(conn, notes)
-        if notify:
-            await conn.execute(WAKE)
 
 
 async def _wait_sent(bench: Bench, ids: list[str], timeout_s: float) -> None:
@@ -292,7 +283,7 @@ async def _warm_up(bench: Bench) -> None:
     notes = _decisions("warm", 0, 4 * bench.concurrency, len(bench.urls))
     conn = await asyncpg.connect(bench.dsn)
     try:
-        await _write(conn, notes, notify=False)
+        await _write(conn, notes)
     finally:
         await conn.close()
     await _wait_sent(bench, [n.notification_id for n in notes], 60)
@@ -382,7 +373,7 @@ async def _hub_run(bench: Bench, n: int, tag: str) -> dict:
     conn = await asyncpg.connect(bench.dsn)
     try:
         cpu = _Cpu(bench, bench.dispatcher.pid)
-        await _write(conn, notes, notify=False)
+        await _write(conn, notes)
         committed = datetime.now(UTC)
         await _wait_sent(bench, ids, 60 + n / 50)
         cpu_pct = cpu.percent()
@@ -455,12 +446,9 @@ class _Cpu:
 # --- latency -------------------------------------------------------------------------------------
 
 
-async def _latency(bench: Bench, options: DispatchOptions, notify: bool, tag: str) -> dict:
+async def _latency(bench: Bench, options: DispatchOptions, tag: str) -> dict:
     total = round(options.rate * options.seconds)
-    bench.say(
-        f"latency: {total:,} notices at {options.rate:g}/s for {options.seconds:g}s"
-        + (" (each write sends NOTIFY hub_dispatch)" if notify else "")
-    )
+    bench.say(f"latency: {total:,} notices at {options.rate:g}/s for {options.seconds:g}s")
     conn = await asyncpg.connect(bench.dsn)
     ids: list[str] = []
     try:
@@ -472,7 +460,7 @@ async def _latency(bench: Bench, options: DispatchOptions, notify: bool, tag: st
             due = min(total, int((time.monotonic() - began) * options.rate))
             if due > written:
                 notes = _decisions(tag, written, due - written, len(bench.urls))
-                await _write(conn, notes, notify)
+                await _write(conn, notes)
                 ids += [note.notification_id for note in notes]
                 written, writes = due, writes + 1
         offered_s = time.monotonic() - began
@@ -490,7 +478,6 @@ async def _latency(bench: Bench, options: DispatchOptions, notify: bool, tag: st
     counts = await _counts(bench, ids)
     summary = latency_summary(latencies)
     return {
-        "notify": notify,
         "offered": total,
         "offered_rate": round(total / offered_s, 1),
         "writes": writes,
@@ -589,20 +576,16 @@ def print_tables(console: Console, result: dict) -> None:
     columns = ("run", "offered/s", "sent", "p50 ms", "p95 ms", "p99 ms", "max ms", "p99 by fifth", "received once")
     for column in (*columns, "target"):
         latency.add_column(column, justify="left" if column in ("run", "target") else "right")
-    for key, name in (("latency", "as the store writes (no NOTIFY)"), ("latency_notify", "writes + NOTIFY")):
-        if key not in result:
-            continue
-        r = result[key]
-        target = f"p99 <= {TARGET_P99_MS:.0f}: {'met' if r['p99_ms'] <= TARGET_P99_MS else 'NOT MET'}"
-        latency.add_row(
-            name,
-            f"{r['offered_rate']:,.0f}",
-            f"{r['sent']:,}",
-            *(f"{r[k]:,.0f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
-            " ".join(f"{v:,.0f}" for v in r["p99_ms_by_fifth"]),
-            f"{r['received_once']:,}/{r['offered']:,}",
-            target if key == "latency" else "(for comparison)",
-        )
+    r = result["latency"]
+    latency.add_row(
+        "written as the store writes them",
+        f"{r['offered_rate']:,.0f}",
+        f"{r['sent']:,}",
+        *(f"{r[k]:,.0f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+        " ".join(f"{v:,.0f}" for v in r["p99_ms_by_fifth"]),
+        f"{r['received_once']:,}/{r['offered']:,}",
+        f"p99 <= {TARGET_P99_MS:.0f}: {'met' if r['p99_ms'] <= TARGET_P99_MS else 'NOT MET'}",
+    )
     console.print(latency)
     d = result["delivery"]
     console.print(
