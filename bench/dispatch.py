@@ -193,6 +193,8 @@ async def run_dispatch_bench(options: DispatchOptions, say: Say) -> dict:
         },
         "exactly_once": {"met": result["delivery"]["exactly_once"]},
     }
+    # A floor below the offered rate: no httpx sender at this concurrency kept up on this box then.
+    result["latency"]["floor_below_rate"] = result["throughput"]["floor_max"] < options.rate
     return result
 
 
@@ -587,6 +589,11 @@ def print_tables(console: Console, result: dict) -> None:
         f"p99 <= {TARGET_P99_MS:.0f}: {'met' if r['p99_ms'] <= TARGET_P99_MS else 'NOT MET'}",
     )
     console.print(latency)
+    if r["floor_below_rate"]:
+        console.print(
+            f"[yellow]even the floor sent at most {t['floor_max']:,.0f}/s, below the {r['offered_rate']:,.0f}/s "
+            "offered: no httpx sender at this concurrency could keep up on this box at this load[/]"
+        )
     d = result["delivery"]
     console.print(
         f"delivery over the whole run: {d['notifications']:,} notices, {d['sent']:,} sent, received once "
