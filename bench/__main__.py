@@ -5,6 +5,7 @@ python -m bench --small               # CI preset: 6,000 events, 1 repeat, laten
 python -m bench --soak-minutes 10     # plus 10 minutes at 2,000/s (--soak-rate), RSS every 10 s
 python -m bench profile --events 50000
 python -m bench purge                 # the hub's throughput while 1,000,000 rows are purged, and without
+python -m bench dispatch              # webhook notifications/s against a bare httpx floor; pending -> sent at 200/s
 """
 
 from __future__ import annotations
@@ -442,6 +443,36 @@ def clock_tables(result: dict) -> list[Table]:
 
 def _yes(value: object) -> str:
     return "-" if value is None else ("yes" if value else "NO")
+
+
+# --- `python -m bench dispatch` (issue 19): webhook notifications/s and pending -> sent; see bench/dispatch.py ---
+
+
+@app.command(name="dispatch")
+def dispatch_command(
+    notifications: int = typer.Option(5_000, "--notifications", help="Notices per throughput run (floor and hub)"),
+    repeat: int = typer.Option(3, "--repeat", help="Floor and hub runs, alternating (median, min-max)"),
+    endpoints: int = typer.Option(4, "--endpoints", help="Webhook customers, one endpoint (URL) each"),
+    rate: float = typer.Option(200.0, "--rate", help="Notices written per second in the latency run"),
+    seconds: float = typer.Option(25.0, "--seconds", help="Length of the latency run"),
+    tick_s: float = typer.Option(0.02, "--tick-s", help="The latency run writes a transaction every this often"),
+    out: Path = typer.Option(None, "--out", dir_okay=False, help="JSON summary [default: bench/results/dispatch.json]"),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data, logs)"),
+) -> None:
+    """Webhook notifications/s of the hub's dispatcher against a bare httpx POST loop at the same
+    concurrency (target >= 0.5x), and pending -> sent at 200/s (target p99 <= 500 ms)."""
+    from bench.dispatch import DEFAULT_OUT as DISPATCH_OUT
+    from bench.dispatch import DispatchOptions, print_tables, run_dispatch_bench, write
+
+    if notifications < 1 or repeat < 1 or endpoints < 1 or rate <= 0 or seconds <= 0 or tick_s <= 0:
+        _fail("--notifications, --repeat and --endpoints must be at least 1; --rate, --seconds, --tick-s positive")
+    options = DispatchOptions(notifications, repeat, endpoints, rate, seconds, tick_s, out or DISPATCH_OUT, keep)
+    try:
+        result = asyncio.run(run_dispatch_bench(options, _say))
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(str(exc))
+    print_tables(console, result)
+    console.print(f"written to [bold]{write(result, options.out)}[/]")
 
 
 if __name__ == "__main__":

@@ -173,6 +173,31 @@ async def webhook_customer(conn, peers, customer_id: str, path: str) -> str:
     return secret
 
 
+# --- waking -------------------------------------------------------------------------------------------
+
+
+async def test_notices_the_store_writes_wake_the_dispatcher_on_commit(conn, database_url):
+    # Else a running dispatcher finds them only at its next poll: `python -m bench dispatch` measured
+    # p99 pending -> sent of 856 ms at 80/s that way, 419 ms with the wake-up.
+    note = NotificationDecision(stable_id("n", "wake"), "C-W", "S1", NotificationKind.DELAY, "sms", "en", "x", "w")
+    woken: list[str] = []
+    listener = await asyncpg.connect(database_url)
+    await listener.add_listener("hub_dispatch", lambda *args: woken.append(args[2]))
+    try:
+        async with conn.transaction():
+            await write_notifications(conn, [])
+            await write_notifications(conn, [note])
+            await asyncio.sleep(0.2)
+            assert woken == [], "NOTIFY is delivered on commit, not before"
+        for _ in range(50):
+            if woken:
+                break
+            await asyncio.sleep(0.05)
+        assert woken == ["hub_dispatch"]
+    finally:
+        await listener.close()
+
+
 # --- 2xx, retries, Retry-After, 410 -------------------------------------------------------------------
 
 

@@ -70,6 +70,8 @@ def created(tasks: Sequence[TaskDecision], at: datetime) -> list[TaskEvent]:
 
 
 async def write_notifications(conn: asyncpg.Connection, notes: Sequence[NotificationDecision]) -> None:
+    """Store pending notices and wake a running dispatcher (NOTIFY hub_dispatch, delivered on
+    commit), which would otherwise find them only at its next poll (HUB_DISPATCH_POLL_S)."""
     await copy_rows(
         conn,
         queries.COPY_NOTIFICATIONS,
@@ -88,6 +90,8 @@ async def write_notifications(conn: asyncpg.Connection, notes: Sequence[Notifica
             for n in notes
         ],
     )
+    if notes:
+        await conn.execute(queries.NOTIFY_DISPATCH)
 
 
 # --- silences (contract 1.1, "Ops console"; the matcher is hub/core/silences.py) -------------------
