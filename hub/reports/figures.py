@@ -127,17 +127,23 @@ async def shipments_per_day(conn: asyncpg.Connection, p: Period, customer: str) 
     ]
 
 
+# A shipment's first delivered event is in the period when it has one in the period and none before
+# it: so only the period's delivered events (and the customer's, for a statement) are grouped, not
+# every delivered event ever recorded.
 ON_TIME = """
-WITH delivered AS (
-    SELECT e.shipment_id, min(e.occurred_at) AS at FROM shipment_events AS e
-    WHERE e.status = 'delivered' GROUP BY e.shipment_id
-    HAVING min(e.occurred_at) >= $1 AND min(e.occurred_at) < $2
-)
 SELECT count(*) AS delivered,
-       count(*) FILTER (WHERE s.promised_delivery_at IS NOT NULL) AS promised,
-       count(*) FILTER (WHERE d.at <= s.promised_delivery_at) AS on_time
-FROM delivered AS d JOIN shipments AS s USING (shipment_id)
-WHERE $3::text IS NULL OR s.customer_id = $3
+       count(*) FILTER (WHERE d.promised IS NOT NULL) AS promised,
+       count(*) FILTER (WHERE d.at <= d.promised) AS on_time
+FROM (
+    SELECT s.shipment_id, min(e.occurred_at) AS at, s.promised_delivery_at AS promised
+    FROM shipment_events AS e JOIN shipments AS s USING (shipment_id)
+    WHERE e.status = 'delivered' AND e.occurred_at >= $1 AND e.occurred_at < $2
+      AND ($3::text IS NULL OR s.customer_id = $3)
+      AND NOT EXISTS (SELECT 1 FROM shipment_events AS earlier
+                      WHERE earlier.shipment_id = e.shipment_id AND earlier.status = 'delivered'
+                        AND earlier.occurred_at < $1)
+    GROUP BY s.shipment_id, s.promised_delivery_at
+) AS d
 """
 
 
