@@ -347,7 +347,7 @@ def reports_command(
     table.add_row(b.name, str(b.runs), f"{b.p50_s:.3f}", f"{b.max_s:.3f}", "1.0", "", "")
     for t in summary.reports:
         met = "" if t.met is None else ("yes" if t.met else "[red]no[/]")
-        row = (f"{t.p50_s:.3f}", f"{t.max_s:.3f}", f"{t.ratio_to_scan:,.1f}", f"< {t.target_s:.0f} s")
+        row = (f"{t.p50_s:.3f}", f"{t.max_s:.3f}", _ratio(t.ratio_to_scan), f"< {t.target_s:.0f} s")
         table.add_row(t.name, str(t.runs), *row, met)
     if summary.sweep:
         s = summary.sweep
@@ -356,7 +356,7 @@ def reports_command(
             "1",
             f"{s.total_s:.1f}",
             f"{s.total_s:.1f}",
-            f"{s.total_s / b.p50_s:,.0f}",
+            _ratio(s.total_s / b.p50_s),
             "",
             "",
         )
@@ -365,7 +365,7 @@ def reports_command(
             f"{s.statements:,}",
             f"{s.per_statement_ms / 1000:.3f}",
             "",
-            f"{s.per_statement_ms / 1000 / b.p50_s:,.1f}",
+            _ratio(s.per_statement_ms / 1000 / b.p50_s),
             "",
             "",
         )
@@ -384,7 +384,7 @@ def reports_command(
             str(rate.sample),
             f"{rate.per_pdf_s:.3f}",
             "",
-            f"{rate.per_pdf_s / b.p50_s:,.1f}",
+            _ratio(rate.per_pdf_s / b.p50_s),
             "",
             "",
         )
@@ -401,6 +401,10 @@ def reports_command(
     for note in summary.notes:
         console.print(f"- {note}", highlight=False)
     console.print(f"summary written to [bold]{write(summary, options.out)}[/]")
+
+
+def _ratio(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 1 else f"{x:.2f}"
 
 
 def _missing_msgspec_hint() -> None:
