@@ -6,6 +6,8 @@ python -m bench --soak-minutes 10     # plus 10 minutes at 2,000/s (--soak-rate)
 python -m bench profile --events 50000
 python -m bench purge                 # the hub's throughput while 1,000,000 rows are purged, and without
 python -m bench dispatch              # webhook notifications/s against a bare httpx floor; pending -> sent at 200/s
+
+python -m bench reports               # the reports over a month of 1,000,000 shipments; 10,000 statements
 """
 
 from __future__ import annotations
@@ -313,6 +315,98 @@ def console_command(
             f"all within 2 s: {live.all_within_2s}"
         )
     console.print(f"summary written to [bold]{options.out}[/]")
+
+
+# --- `python -m bench reports` (issue 20): the reports over a month of 1,000,000 shipments; see bench/reports.py ---
+
+
+@app.command(name="reports")
+def reports_command(
+    shipments: int = typer.Option(1_000_000, "--shipments", help="Shipments of the month (with their events, ...)"),
+    customers: int = typer.Option(10_000, "--customers", help="Customers they belong to (each gets a statement)"),
+    repeat: int = typer.Option(5, "--repeat", help="Runs of each report"),
+    pdf_sample: int = typer.Option(100, "--pdf-sample", help="Statements rendered as PDF for the PDF rate"),
+    month: str = typer.Option(None, "--month", help="YYYY-MM [default: last month in Asia/Shanghai]"),
+    out: Path = typer.Option(None, "--out", dir_okay=False, help="JSON summary [default: bench/results/reports.json]"),
+    keep: bool = typer.Option(False, "--keep", help="Keep the work directory (Postgres data and log)"),
+) -> None:
+    """complaints, kpi and a statement over a month of 1,000,000 shipments (each under 10 s), and the
+    statements of 10,000 customers as the monthly sweep builds them (under 10 minutes); PDF rate."""
+    from bench.reports import DEFAULT_OUT as REPORTS_OUT
+    from bench.reports import ReportsOptions, run_reports_bench, write
+
+    options = ReportsOptions(shipments, customers, repeat, pdf_sample, month, out=out or REPORTS_OUT, keep=keep)
+    summary = asyncio.run(run_reports_bench(options, _say))
+    table = Table(
+        title=f"hub reports, {summary.month} ({summary.timezone}): {summary.shipments:,} shipments, "
+        f"{summary.rows['shipment_events']:,} events, {summary.rows['coordination_tasks']:,} tasks, "
+        f"{summary.rows['call_logs']:,} calls, {summary.customers:,} customers; "
+        f"load {summary.load_average_before} -> {summary.load_average_after} on {summary.cpus} cores"
+    )
+    for column in ("what", "runs", "p50 s", "max s", "x seq scan", "target", "met"):
+        table.add_column(column, justify="left" if column == "what" else "right")
+    b = summary.baseline
+    table.add_row(b.name, str(b.runs), f"{b.p50_s:.3f}", f"{b.max_s:.3f}", "1.0", "", "")
+    for t in summary.reports:
+        met = "" if t.met is None else ("yes" if t.met else "[red]no[/]")
+        row = (f"{t.p50_s:.3f}", f"{t.max_s:.3f}", _ratio(t.ratio_to_scan), f"< {t.target_s:.0f} s")
+        table.add_row(t.name, str(t.runs), *row, met)
+    if summary.sweep:
+        s = summary.sweep
+        table.add_row(
+            f"monthly_statement sweep: {s.statements:,} statements as JSON ({s.ticks} ticks)",
+            "1",
+            f"{s.total_s:.1f}",
+            f"{s.total_s:.1f}",
+            _ratio(s.total_s / b.p50_s),
+            "",
+            "",
+        )
+        table.add_row(
+            "  per statement (sweep total / statements)",
+            f"{s.statements:,}",
+            f"{s.per_statement_ms / 1000:.3f}",
+            "",
+            _ratio(s.per_statement_ms / 1000 / b.p50_s),
+            "",
+            "",
+        )
+        table.add_row(
+            "  10,000 statements at that rate",
+            "",
+            f"{s.extrapolated_10000_s:.1f}",
+            "",
+            "",
+            f"< {s.target_s:.0f} s",
+            "yes" if s.met else "[red]no[/]",
+        )
+    for rate in summary.pdf:
+        table.add_row(
+            f"statement PDF, HUB_REPORT_PROCESSES={rate.processes} (sample of {rate.sample}), per PDF",
+            str(rate.sample),
+            f"{rate.per_pdf_s:.3f}",
+            "",
+            _ratio(rate.per_pdf_s / b.p50_s),
+            "",
+            "",
+        )
+        table.add_row(
+            f"  {summary.sweep.statements if summary.sweep else 0:,} PDFs at that rate (rendered at send time)",
+            "",
+            f"{rate.extrapolated_s:.0f}",
+            "",
+            "",
+            "(none)",
+            "",
+        )
+    console.print(table)
+    for note in summary.notes:
+        console.print(f"- {note}", highlight=False)
+    console.print(f"summary written to [bold]{write(summary, options.out)}[/]")
+
+
+def _ratio(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 1 else f"{x:.2f}"
 
 
 def _missing_msgspec_hint() -> None:
