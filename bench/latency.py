@@ -61,7 +61,7 @@ FROM coordination_tasks GROUP BY 1
 
 
 class AlertListener:
-    """Reads the three alert queues from their start and notes when each event's alert arrived."""
+    """Reads the alert queues from their start and notes when each event's alert arrived."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -101,8 +101,10 @@ class AlertListener:
             arrived = time.time()
             for records in batches.values():
                 for r in records:
-                    event_id = orjson.loads(r.value)["source"]["event_id"]
-                    self.arrivals.setdefault(event_id, arrived)
+                    # The clock's alerts (escalations) come from a timer, not an event: not measured here.
+                    event_id = orjson.loads(r.value)["source"].get("event_id")
+                    if event_id is not None:
+                        self.arrivals.setdefault(event_id, arrived)
 
     async def stop(self) -> None:
         if self._task is not None:

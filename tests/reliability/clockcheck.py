@@ -96,6 +96,10 @@ class ClockState:
 
 async def read_clock_state(dsn: str, alert_topics: list[str]) -> ClockState:
     conn = await asyncpg.connect(dsn, timeout=30)
+    # One snapshot: a hub still ticking while this reads would otherwise show a later firing's
+    # alert in the outbox without its firing row (read earlier), an "unexpected firing".
+    snapshot = conn.transaction(isolation="repeatable_read", readonly=True)
+    await snapshot.start()
     try:
         firings = {(r["timer"], r["subject"], r["key"]): Fired(*r.values()) for r in await conn.fetch(SELECT_FIRINGS)}
         tasks = {r["task_id"]: dict(r) for r in await conn.fetch(SELECT_TASKS)}
@@ -110,6 +114,7 @@ async def read_clock_state(dsn: str, alert_topics: list[str]) -> ClockState:
                 outbox.append((r["message_id"], doc, r["sent"]))
         processed = {r["event_id"]: r["processed_at"] for r in await conn.fetch(SELECT_PROCESSED)}
     finally:
+        await snapshot.rollback()
         await conn.close()
     return ClockState(firings, tasks, history, stale_at, outbox, processed)
 
