@@ -26,7 +26,7 @@ def _eta_text(sheet: TrackingSheet) -> Text:
 
 def _customer_text(sheet: TrackingSheet) -> str:
     if not sheet.customer_id:
-        return "(not known yet: only carrier updates so far)"
+        return "(not known yet: no shipment event has named the customer)"
     extra = [p for p in (sheet.customer_name, f"{sheet.customer_tier} tier" if sheet.customer_tier else None) if p]
     return sheet.customer_id + (f" ({', '.join(extra)})" if extra else "")
 
