@@ -1,4 +1,5 @@
-"""`hub.core.outputs.trusted` builds the same model as `model_construct`, only faster."""
+"""The clock's fast paths build what the plain ones did: `hub.core.outputs.trusted` the same model as
+`model_construct`, the engine's task rows the same TaskState."""
 
 from datetime import UTC, datetime
 
@@ -51,3 +52,12 @@ def test_fields_left_out_fall_back_to_model_construct() -> None:
 def test_raised_severity() -> None:
     assert [s.raised() for s in Severity] == [Severity.P1, Severity.P1, Severity.P2, Severity.P3]
     assert Severity.P4.raised(2) is Severity.P2 and Severity.P2.raised(0) is Severity.P2
+
+
+def test_task_rows_are_task_states_in_order() -> None:
+    """hub.clock.engine._tasks builds TaskState positionally from SELECT_TASKS_FOR_UPDATE's columns."""
+    from hub.clock import queries
+    from hub.core.clock import TaskState
+
+    columns = queries.SELECT_TASKS_FOR_UPDATE.split("SELECT", 1)[1].split("FROM", 1)[0].replace("::text", "")
+    assert [c.strip() for c in columns.split(",")] == list(TaskState._fields)
