@@ -106,8 +106,11 @@ class Severity(StrEnum):
 
     def raised(self, levels: int = 1) -> "Severity":
         """One level more urgent per step; P1 stays P1."""
-        order = list(Severity)
-        return order[max(0, order.index(self) - levels)]
+        return _SEVERITIES[max(0, _SEVERITY_RANK[self] - levels)]
+
+
+_SEVERITIES = tuple(Severity)  # most urgent first (a clock tick raises thousands)
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(_SEVERITIES)}
 
 
 class AlertKind(StrEnum):

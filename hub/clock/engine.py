@@ -11,10 +11,14 @@ The caller holds the clock lock (one evaluator per database; see scheduler.py an
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -41,15 +45,18 @@ from hub.core.state import CustomerInfo
 from hub.core.topics import Destinations
 from hub.reports.figures import previous_month, statement
 from hub.reports.models import AnyReport
-from hub.store.queries import LOCK_SHIPMENTS, SELECT_CUSTOMERS, SELECT_SHIPMENTS
+from hub.store.queries import SELECT_CUSTOMERS, SELECT_SHIPMENTS
 from hub.store.rows import customer_from_row, sheet_from_row
-from hub.store.writes import write_alerts, write_history, write_notifications, write_tasks
+from hub.store.writes import EffectRows, effect_rows, write_effect_rows
 from schemas.enums import Severity
 
 log = logging.getLogger("hub.clock")
 CHUNK = 500  # due timers per transaction
 TASK_TIMERS = (Timer.SLA_WARNING.value, Timer.SLA_BREACH.value, Timer.COMPLAINT_FOLLOW_UP.value)
 SLA_TIMERS = (Timer.SLA_WARNING.value, Timer.SLA_BREACH.value)
+_SEVERITY = {severity.value: severity for severity in Severity}
+T = TypeVar("T")
+U = TypeVar("U")
 STATEMENTS_PER_TICK = 200  # a long sweep goes on over several ticks, so other timers never wait for it
 
 
@@ -128,7 +135,12 @@ async def _fire_due(
     shipment_ids = sorted({r["subject"] for r in due if r["kind"] not in TASK_TIMERS})
     await _lock_shipments(conn, task_ids, shipment_ids)
     tasks = await _tasks(conn, task_ids)
-    shipments = await _shipments(conn, shipment_ids, clock.rules)
+    # The tasks' SLA decisions (pure, each task's alone) are made while Postgres reads the shipments.
+    sla_subjects = {r["subject"] for r in due if r["kind"] in SLA_TIMERS} & tasks.keys()
+    shipments, sla = await _meanwhile(
+        _shipments(conn, shipment_ids, clock.rules),
+        lambda: {subject: decide_task(tasks[subject], now, clock.rules) for subject in sla_subjects},
+    )
     customers = await _customers(conn, {t.customer_id for t in tasks.values() if t.follow_up_at and t.customer_id})
     last_survey = await _last_surveys(conn, {s.customer.customer_id for s in shipments.values() if s.customer})
     decisions: list[ClockDecision] = []
@@ -140,7 +152,11 @@ async def _fire_due(
         if identity in seen or (kind in TASK_TIMERS and subject not in tasks):
             continue
         seen.add(identity)
-        decision = _decide(kind, subject, tasks, shipments, customers, last_survey, now, clock)
+        decision = (
+            sla[subject]
+            if kind in SLA_TIMERS
+            else _decide(kind, subject, tasks, shipments, customers, last_survey, now, clock)
+        )
         if decision.shipment is not None:  # the next decision about this shipment sees this one's result
             state = shipments[subject]
             sheet = state.sheet.copy()
@@ -181,6 +197,21 @@ def _decide(
     return decide_delivery_survey(state, last, clock.survey_sample_rate, now, rules)
 
 
+async def _meanwhile(query: Awaitable[T], work: Callable[[], U]) -> tuple[T, U]:
+    """`work()` done while Postgres runs `query` (statements on the connection: `query`'s alone).
+
+    The tick's Python and Postgres share the machine: each would otherwise wait for the other."""
+    pending = asyncio.ensure_future(query)
+    await asyncio.sleep(0)  # the query goes out before the work starts
+    try:
+        done = work()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await pending  # the connection is free again before the transaction rolls back
+        raise
+    return await pending, done
+
+
 async def _customers(conn: asyncpg.Connection, ids: set[str]) -> dict[str, CustomerInfo]:
     if not ids:
         return {}
@@ -197,16 +228,16 @@ async def _lock_shipments(conn: asyncpg.Connection, task_ids: list[str], shipmen
     """The per-shipment locks of every shipment this chunk touches, its tasks' included, in one call
     and before any row lock: the batch store takes them in that order (shipments, then the task rows
     it updates), so taking a task row first could deadlock with it."""
-    of_tasks = [r["shipment_id"] for r in await conn.fetch(queries.TASK_SHIPMENTS, task_ids)] if task_ids else []
-    if locked := sorted({*shipment_ids, *of_tasks}):
-        await conn.execute(LOCK_SHIPMENTS, locked)
+    if task_ids or shipment_ids:
+        await conn.execute(queries.LOCK_CHUNK_SHIPMENTS, shipment_ids, task_ids)
 
 
 async def _tasks(conn: asyncpg.Connection, task_ids: list[str]) -> dict[str, TaskState]:
     if not task_ids:
         return {}
     rows = await conn.fetch(queries.SELECT_TASKS_FOR_UPDATE, task_ids)
-    return {r["task_id"]: TaskState(**{**dict(r), "severity": Severity(r["severity"])}) for r in rows}
+    # The statement's columns are TaskState's fields, in order (severity as its enum).
+    return {r[0]: TaskState(r[0], r[1], r[2], _SEVERITY[r[3]], *r[4:]) for r in rows}
 
 
 async def _shipments(conn: asyncpg.Connection, shipment_ids: list[str], rules: Rules) -> dict[str, ShipmentState]:
@@ -255,35 +286,55 @@ async def _apply(conn: asyncpg.Connection, decisions: list[ClockDecision], clock
         else:  # fired before: its effects exist; the subject still moves on below
             report.skipped += len(decision.firings)
             log.warning("timer %s already fired; its effects are not written again", decision.firings[0][:3])
+    # The subjects move on whether or not their firings were new; the effects' rows are built while
+    # Postgres runs the first of those updates.
+    updates: list[tuple[str, list]] = []
     changes = [d.task_change for d in decisions if d.task_change is not None]
     if changes:
-        await conn.execute(
-            queries.UPDATE_TASKS,
-            [c.task_id for c in changes],
-            [c.severity.value for c in changes],
-            [c.escalation_level for c in changes],
-            [c.warned_at for c in changes],
-            [c.breached_at for c in changes],
+        updates.append(
+            (
+                queries.UPDATE_TASKS,
+                [
+                    [c.task_id for c in changes],
+                    [c.severity.value for c in changes],
+                    [c.escalation_level for c in changes],
+                    [c.warned_at for c in changes],
+                    [c.breached_at for c in changes],
+                ],
+            )
         )
     timers = [d.shipment for d in decisions if d.shipment is not None]
     if timers:
-        await conn.execute(queries.UPDATE_SHIPMENT_TIMERS, *(list(column) for column in zip(*timers, strict=True)))
+        updates.append((queries.UPDATE_SHIPMENT_TIMERS, [list(column) for column in zip(*timers, strict=True)]))
     follow_ups = [d.follow_up_done for d in decisions if d.follow_up_done]
     if follow_ups:
-        await conn.execute(queries.FOLLOW_UPS_DONE, follow_ups)
-    await _write_effects(conn, effective, clock)
+        updates.append((queries.FOLLOW_UPS_DONE, [follow_ups]))
+    build = lambda: _effect_rows(effective, clock)  # noqa: E731
+    if updates:
+        (sql, args), rest = updates[0], updates[1:]
+        _, rows = await _meanwhile(conn.execute(sql, *args), build)
+        for sql, args in rest:
+            await conn.execute(sql, *args)
+    else:
+        rows = build()
+    await write_effect_rows(conn, rows)
     for decision in effective:
         report.add(decision)
 
 
-async def _write_effects(conn: asyncpg.Connection, decisions: list[ClockDecision], clock: Clock) -> None:
+def _effect_rows(decisions: list[ClockDecision], clock: Clock) -> EffectRows:
+    """The rows of what the decisions write: new tasks with their `created` history first, then
+    the history of existing tasks (one COPY, in that order), notifications, alerts."""
     tasks = [t for d in decisions for t in d.tasks]
     history = [e for d in decisions for e in d.history]
     created = {t.task_id for t in tasks}
-    await write_tasks(conn, tasks, [e for e in history if e.task_id in created])
-    await write_history(conn, [e for e in history if e.task_id not in created])
-    await write_notifications(conn, [n for d in decisions for n in d.notifications])
-    await write_alerts(conn, [a for d in decisions for a in d.alerts], clock.destinations)
+    return effect_rows(
+        tasks,
+        [e for e in history if e.task_id in created] + [e for e in history if e.task_id not in created],
+        [n for d in decisions for n in d.notifications],
+        [a for d in decisions for a in d.alerts],
+        clock.destinations,
+    )
 
 
 # --- calendar timers -------------------------------------------------------------------------------

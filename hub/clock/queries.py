@@ -33,8 +33,16 @@ ORDER BY moment, kind, subject
 LIMIT $2
 """
 
-TASK_SHIPMENTS = """
-SELECT DISTINCT shipment_id FROM coordination_tasks WHERE task_id = ANY($1::uuid[]) AND shipment_id IS NOT NULL
+# The per-shipment locks of a chunk in one round trip: the shipments $1 and those of the tasks $2,
+# the same keys in the same order as hub.store.queries.LOCK_SHIPMENTS (which the batch store takes).
+LOCK_CHUNK_SHIPMENTS = """
+SELECT pg_advisory_xact_lock(k)
+FROM (SELECT DISTINCT hashtextextended(s, 7) AS k
+      FROM (SELECT unnest($1::text[])
+            UNION ALL
+            SELECT shipment_id FROM coordination_tasks WHERE task_id = ANY($2::uuid[]) AND shipment_id IS NOT NULL)
+           AS chunk(s)
+      ORDER BY 1) AS keys
 """
 
 SELECT_TASKS_FOR_UPDATE = """

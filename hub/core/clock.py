@@ -29,6 +29,7 @@ from hub.core.outputs import (
     new_task,
     render_notification,
     timer_task_and_alert,
+    trusted,
 )
 from hub.core.rules import TERMINAL_STATUSES, ClockTask, Escalation, Rules
 from hub.core.state import CustomerInfo, ShipmentSheet
@@ -219,7 +220,8 @@ def _sla_alert(
     what = "due soon" if timer is Timer.SLA_WARNING else f"breached, escalated to {_to(escalation)}"
     return AlertDecision(
         Queue.ESCALATIONS,
-        Alert.model_construct(
+        trusted(
+            Alert,
             alert_id=stable_id("alert", timer.value, task.task_id, key),
             kind=AlertKind(timer.value),
             severity=severity,
@@ -228,7 +230,7 @@ def _sla_alert(
             customer_id=task.customer_id,
             summary=f"{task.kind.replace('_', ' ')} task {what}: {subject} ({task.department})",
             task_id=task.task_id,
-            source=TimerSource(timer=timer.value, due_at=due),
+            source=trusted(TimerSource, timer=timer.value, due_at=due),
             created_at=now,
             due_at=task.due_at,
             level=level,

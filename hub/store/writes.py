@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import asyncpg
 import orjson
@@ -21,33 +22,39 @@ from hub.store import queries
 from hub.store.rows import copy_rows, json_text
 
 
+def task_rows(tasks: Sequence[TaskDecision]) -> list[tuple[Any, ...]]:
+    """The COPY rows of new tasks (queries.COPY_TASKS)."""
+    return [
+        (
+            t.task_id,
+            t.department,
+            t.kind,
+            t.severity.value,
+            t.shipment_id,
+            t.customer_id,
+            t.title,
+            json_text(t.details),
+            t.opened_at,
+            t.due_at,
+            t.warn_at,
+            t.escalate_at,
+            t.source_event_id,
+            t.rule,
+            t.alert_id,
+        )
+        for t in tasks
+    ]
+
+
+def history_rows(history: Sequence[TaskEvent]) -> list[tuple[Any, ...]]:
+    """The COPY rows of task history (queries.COPY_TASK_EVENTS)."""
+    return [(e.task_id, e.at, e.actor, e.action, json_text(e.detail)) for e in history]
+
+
 async def write_tasks(
     conn: asyncpg.Connection, tasks: Sequence[TaskDecision], history: Sequence[TaskEvent] = ()
 ) -> None:
-    await copy_rows(
-        conn,
-        queries.COPY_TASKS,
-        [
-            (
-                t.task_id,
-                t.department,
-                t.kind,
-                t.severity.value,
-                t.shipment_id,
-                t.customer_id,
-                t.title,
-                json_text(t.details),
-                t.opened_at,
-                t.due_at,
-                t.warn_at,
-                t.escalate_at,
-                t.source_event_id,
-                t.rule,
-                t.alert_id,
-            )
-            for t in tasks
-        ],
-    )
+    await copy_rows(conn, queries.COPY_TASKS, task_rows(tasks))
     await write_history(conn, history)
 
 
@@ -57,10 +64,12 @@ NOTIFY_TASKS = f"SELECT pg_notify('{TASKS_CHANNEL}', '')"
 
 
 async def write_history(conn: asyncpg.Connection, history: Sequence[TaskEvent]) -> None:
-    await copy_rows(
-        conn, queries.COPY_TASK_EVENTS, [(e.task_id, e.at, e.actor, e.action, json_text(e.detail)) for e in history]
-    )
-    if history:  # every task the hub creates or changes has a history row
+    await _write_history_rows(conn, history_rows(history))
+
+
+async def _write_history_rows(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    await copy_rows(conn, queries.COPY_TASK_EVENTS, rows)
+    if rows:  # every task the hub creates or changes has a history row
         await conn.execute(NOTIFY_TASKS)
 
 
@@ -69,27 +78,28 @@ def created(tasks: Sequence[TaskDecision], at: datetime) -> list[TaskEvent]:
     return [TaskEvent(t.task_id, at, "created", {"rule": t.rule, "severity": t.severity.value}) for t in tasks]
 
 
+def notification_rows(notes: Sequence[NotificationDecision]) -> list[tuple[Any, ...]]:
+    """The COPY rows of new notifications (queries.COPY_NOTIFICATIONS)."""
+    return [
+        (
+            n.notification_id,
+            n.customer_id,
+            n.shipment_id,
+            n.kind.value,
+            n.channel,
+            n.language,
+            n.body,
+            n.source_event_id,
+            n.statement_period,
+        )
+        for n in notes
+    ]
+
+
 async def write_notifications(conn: asyncpg.Connection, notes: Sequence[NotificationDecision]) -> None:
     """Store pending notices and wake a running dispatcher (NOTIFY hub_dispatch, delivered on
     commit), which would otherwise find them only at its next poll (HUB_DISPATCH_POLL_S)."""
-    await copy_rows(
-        conn,
-        queries.COPY_NOTIFICATIONS,
-        [
-            (
-                n.notification_id,
-                n.customer_id,
-                n.shipment_id,
-                n.kind.value,
-                n.channel,
-                n.language,
-                n.body,
-                n.source_event_id,
-                n.statement_period,
-            )
-            for n in notes
-        ],
-    )
+    await copy_rows(conn, queries.COPY_NOTIFICATIONS, notification_rows(notes))
     if notes:
         await conn.execute(queries.NOTIFY_DISPATCH)
 
@@ -121,9 +131,12 @@ async def write_alerts(conn: asyncpg.Connection, alerts: Sequence[AlertDecision]
     An alert an active silence matches is recorded all the same, marked sent and silenced by that
     silence, so it never reaches its queue; the task and notifications it came with are unaffected.
     """
-    if not alerts:
-        return
-    rows = [
+    await _queue_alerts(conn, alerts, alert_rows(alerts, destinations))
+
+
+def alert_rows(alerts: Sequence[AlertDecision], destinations: Destinations) -> list[tuple[Any, ...]]:
+    """The outbox rows of alerts (queries.COPY_OUTBOX)."""
+    return [
         (
             destinations.queues[a.queue],
             (a.alert.key or "").encode(),
@@ -133,6 +146,13 @@ async def write_alerts(conn: asyncpg.Connection, alerts: Sequence[AlertDecision]
         )
         for a in alerts
     ]
+
+
+async def _queue_alerts(
+    conn: asyncpg.Connection, alerts: Sequence[AlertDecision], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    if not alerts:
+        return
     found = await conn.fetchrow(NOTIFY_OUTBOX_AND_SILENCES)
     if found["active"] is None:
         await copy_rows(conn, queries.COPY_OUTBOX, rows)
@@ -177,3 +197,40 @@ async def _silenced_by(
         )
         for i, a in enumerate(alerts)
     ]
+
+
+class EffectRows(NamedTuple):
+    """What a set of decisions writes, as rows ready to stream: built apart from writing, so a caller
+    can build them while Postgres works on an earlier statement of the same transaction."""
+
+    tasks: list[tuple[Any, ...]]
+    history: list[tuple[Any, ...]]
+    notifications: list[tuple[Any, ...]]
+    alerts: list[AlertDecision]
+    outbox: list[tuple[Any, ...]]
+
+
+def effect_rows(
+    tasks: Sequence[TaskDecision],
+    history: Sequence[TaskEvent],
+    notes: Sequence[NotificationDecision],
+    alerts: Sequence[AlertDecision],
+    destinations: Destinations,
+) -> EffectRows:
+    return EffectRows(
+        task_rows(tasks),
+        history_rows(history),
+        notification_rows(notes),
+        list(alerts),
+        alert_rows(alerts, destinations),
+    )
+
+
+async def write_effect_rows(conn: asyncpg.Connection, rows: EffectRows) -> None:
+    """As write_tasks, write_history, write_notifications and write_alerts in turn (one history COPY)."""
+    await copy_rows(conn, queries.COPY_TASKS, rows.tasks)
+    await _write_history_rows(conn, rows.history)
+    await copy_rows(conn, queries.COPY_NOTIFICATIONS, rows.notifications)
+    if rows.notifications:
+        await conn.execute(queries.NOTIFY_DISPATCH)  # as write_notifications: wake the dispatcher
+    await _queue_alerts(conn, rows.alerts, rows.outbox)
