@@ -12,7 +12,7 @@ from rich.text import Text
 
 from hub.commands._common import console, settings
 from hub.commands._views import lines, print_json, short_when, task_table, when, with_database
-from hub.ops.shipments import HistoryEntry, ShipmentFile, TrackingSheet, shipment_file
+from hub.ops.shipments import HistoryEntry, ShipmentFile, TrackingSheet, gist, shipment_file
 
 NOTES_SHOWN = 80  # characters of a contact's free-text notes in the history table
 
@@ -62,37 +62,6 @@ def _sheet_grid(file: ShipmentFile) -> Table:
     return grid
 
 
-def describe(payload: dict[str, Any]) -> str:
-    """A one-line gist of an event: the facts an operator looks for first."""
-    parts = []
-    exception = payload.get("exception")
-    if isinstance(exception, dict):
-        parts.append(
-            f"exception {exception.get('code')}"
-            + (f": {exception['description']}" if exception.get("description") else "")
-        )
-    for name, label in (
-        ("exception_code", "exception"),
-        ("raw_description", None),
-        ("carrier_id", "carrier"),
-        ("eta", "eta"),
-        ("promised_delivery_at", "promised"),
-        ("direction", None),
-        ("channel", "via"),
-    ):
-        if payload.get(name) is not None:
-            parts.append(f"{label} {payload[name]}" if label else str(payload[name]))
-    if payload.get("priority") == "urgent":
-        parts.append("URGENT")
-    location = payload.get("location")
-    if isinstance(location, dict) and (location.get("city") or location.get("code")):
-        parts.append(f"at {location.get('city') or location.get('code')}")
-    notes = payload.get("notes")
-    if notes:
-        parts.append(f'"{notes[:NOTES_SHOWN]}{"…" if len(notes) > NOTES_SHOWN else ""}"')
-    return "; ".join(parts)
-
-
 def _history_table(history: list[HistoryEntry]) -> Table:
     table = Table(title="History (by occurred_at, every stream)", caption="times in UTC", caption_justify="left")
     table.add_column("occurred", no_wrap=True)
@@ -102,7 +71,7 @@ def _history_table(history: list[HistoryEntry]) -> Table:
         table.add_row(
             short_when(entry.occurred_at),
             lines(Text(entry.what, style="bold"), entry.stream),
-            lines(describe(entry.payload) or "-", entry.event_id),
+            lines(gist(entry.payload, NOTES_SHOWN) or "-", entry.event_id),
         )
     return table
 

@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from hub.ops.shipments import gist as shipment_gist
+
 
 def when(moment: datetime | None, zone: ZoneInfo | None = None) -> str:
     if moment is None:
@@ -70,35 +72,7 @@ NOTES_SHOWN = 200  # characters of a contact's free-text notes in the timeline
 
 
 def gist(payload: dict[str, Any]) -> str:
-    """A one-line gist of an event or call: the facts an operator looks for first."""
-    parts = []
-    exception = payload.get("exception")
-    if isinstance(exception, dict):
-        parts.append(
-            f"exception {exception.get('code')}"
-            + (f": {exception['description']}" if exception.get("description") else "")
-        )
-    for name, label in (
-        ("exception_code", "exception"),
-        ("raw_description", None),
-        ("carrier_id", "carrier"),
-        ("eta", "eta"),
-        ("promised_delivery_at", "promised"),
-        ("direction", None),
-        ("channel", "via"),
-        ("satisfaction_score", "score"),
-    ):
-        if payload.get(name) is not None:
-            parts.append(f"{label} {payload[name]}" if label else str(payload[name]))
-    if payload.get("priority") == "urgent":
-        parts.append("URGENT")
-    location = payload.get("location")
-    if isinstance(location, dict) and (location.get("city") or location.get("code")):
-        parts.append(f"at {location.get('city') or location.get('code')}")
-    notes = payload.get("notes")
-    if isinstance(notes, str) and notes:
-        parts.append(f'"{notes[:NOTES_SHOWN]}{"…" if len(notes) > NOTES_SHOWN else ""}"')
-    return "; ".join(parts)
+    return shipment_gist(payload, NOTES_SHOWN)
 
 
 FILTERS["gist"] = gist

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from hub.core.decoding import describe_validation_error
 from hub.core.webhooks import new_secret
 from hub.ops.db import NotFound, OpsError
+from hub.ops.register import REGISTER_COLUMNS, SELECT_CUSTOMER, RegisterEntry
 from hub.ops.tasks import Task, TaskFilter, list_tasks
 from schemas.customers import ALL_COLUMNS, REQUIRED_COLUMNS, Customer
 
@@ -200,18 +201,13 @@ async def create_webhook_secret(conn: asyncpg.Connection, customer_id: str, rota
 
 # --- the register as the console shows it ------------------------------------------------------------
 
-CUSTOMER_COLUMNS = """
-customer_id, name, tier, language, preferred_channel, email, phone, webhook_url, webhook_disabled_at, timezone,
-quiet_hours, credit_rating, account_manager, registered_by, created_at, updated_at
-"""
 # $1: a piece of the id or the name (NULL: all); ordered by id so pages are stable.
 SELECT_REGISTER = f"""
-SELECT {CUSTOMER_COLUMNS} FROM customers
+SELECT {REGISTER_COLUMNS} FROM customers
 WHERE $1::text IS NULL OR customer_id ILIKE '%' || $1 || '%' OR name ILIKE '%' || $1 || '%'
 ORDER BY customer_id
 LIMIT $2 OFFSET $3
 """
-SELECT_CUSTOMER = f"SELECT {CUSTOMER_COLUMNS} FROM customers WHERE customer_id = $1"
 SELECT_CUSTOMER_SHIPMENTS = """
 SELECT shipment_id, status, promised_delivery_at, eta, carrier_id, last_event_at
 FROM shipments WHERE customer_id = $1 ORDER BY last_event_at DESC NULLS LAST, shipment_id LIMIT $2
@@ -227,26 +223,6 @@ SELECT count(*) AS answers,
 FROM call_logs
 WHERE customer_id = $1 AND category = 'survey' AND jsonb_typeof(payload->'satisfaction_score') = 'number'
 """
-
-
-@dataclass(frozen=True)
-class RegisterEntry:
-    customer_id: str
-    name: str | None
-    tier: str
-    language: str
-    preferred_channel: str
-    email: str | None
-    phone: str | None
-    webhook_url: str | None
-    webhook_disabled_at: datetime | None
-    timezone: str | None
-    quiet_hours: str | None
-    credit_rating: str | None
-    account_manager: str | None
-    registered_by: str
-    created_at: datetime
-    updated_at: datetime
 
 
 @dataclass(frozen=True)

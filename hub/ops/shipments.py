@@ -183,3 +183,36 @@ async def shipment_timeline(conn: asyncpg.Connection, file: ShipmentFile, call_l
         )
     order = {"event": 0, "call": 0, "task": 1, "notification": 2, "attempt": 3}
     return sorted(entries, key=lambda e: (e.at, order[e.kind]))
+
+
+def gist(payload: dict[str, Any], notes_shown: int) -> str:
+    """A one-line gist of an event or call, the facts an operator looks for first (the terminal's
+    history table and the console's timeline); at most `notes_shown` characters of free-text notes."""
+    parts = []
+    exception = payload.get("exception")
+    if isinstance(exception, dict):
+        parts.append(
+            f"exception {exception.get('code')}"
+            + (f": {exception['description']}" if exception.get("description") else "")
+        )
+    for name, label in (
+        ("exception_code", "exception"),
+        ("raw_description", None),
+        ("carrier_id", "carrier"),
+        ("eta", "eta"),
+        ("promised_delivery_at", "promised"),
+        ("direction", None),
+        ("channel", "via"),
+        ("satisfaction_score", "score"),
+    ):
+        if payload.get(name) is not None:
+            parts.append(f"{label} {payload[name]}" if label else str(payload[name]))
+    if payload.get("priority") == "urgent":
+        parts.append("URGENT")
+    location = payload.get("location")
+    if isinstance(location, dict) and (location.get("city") or location.get("code")):
+        parts.append(f"at {location.get('city') or location.get('code')}")
+    notes = payload.get("notes")
+    if isinstance(notes, str) and notes:
+        parts.append(f'"{notes[:notes_shown]}{"…" if len(notes) > notes_shown else ""}"')
+    return "; ".join(parts)
