@@ -374,14 +374,7 @@ class Dispatcher:
 
     async def _outgoing(self, conn: asyncpg.Connection, rows: list[asyncpg.Record], now: datetime) -> list[Outgoing]:
         customer_ids = sorted({r["customer_id"] for r in rows})
-        customers = {r["customer_id"]: r for r in await conn.fetch(queries.SELECT_CUSTOMERS, customer_ids)}
-        secrets: dict[str, list[Secret]] = {}
-        for r in await conn.fetch(queries.ACTIVE_SECRETS, customer_ids, now):
-            secrets.setdefault(r["customer_id"], []).append(Secret(r["secret"]))
-        last = {
-            r["notification_id"]: r["attempt"]
-            for r in await conn.fetch(queries.LAST_ATTEMPTS, [r["notification_id"] for r in rows])
-        }
+        customers = {r["customer_id"]: r for r in await conn.fetch(queries.SELECT_CUSTOMERS, customer_ids, now)}
         statements = await self._statements(conn, rows)
         notes = []
         for r in rows:
@@ -397,7 +390,7 @@ class Dispatcher:
                     shipment_id=r["shipment_id"],
                     created_at=r["created_at"],
                     attempts=r["attempts"],
-                    attempt_number=(last.get(r["notification_id"]) or 0) + 1,
+                    attempt_number=(r["last_attempt"] or 0) + 1,
                     customer_name=c.get("name"),
                     email=c.get("email"),
                     phone=c.get("phone"),
@@ -405,7 +398,7 @@ class Dispatcher:
                     webhook_disabled=bool(c.get("webhook_disabled")),
                     timezone=c.get("timezone"),
                     quiet_hours=c.get("quiet_hours"),
-                    secrets=tuple(secrets.get(r["customer_id"], ())),
+                    secrets=tuple(Secret(secret) for secret in c.get("secrets") or ()),
                     extra={"tier": c.get("tier") or CustomerTier.STANDARD.value},
                     statement_period=r["statement_period"],
                     statement=statements.get((r["customer_id"], r["statement_period"])),
@@ -524,40 +517,33 @@ class Dispatcher:
                 failed.append(tried)
                 report.failed[tried.note.channel] += 1
                 self._failure(tried, work)
-        await conn.execute(
+        # Each statement only when it has rows: most commits hold sends and nothing else.
+        await _for_rows(
+            conn,
             queries.RECORD_ATTEMPTS,
-            *_columns(
-                [
-                    (
-                        t.note.notification_id,
-                        t.note.attempt_number,
-                        t.at,
-                        t.result.outcome.value,
-                        t.result.status_code,
-                        t.result.error,
-                        t.duration_ms,
-                    )
-                    for t in [*sent, *(r for r, _ in retry), *failed]
-                ],
-                7,
-            ),
+            [
+                (
+                    t.note.notification_id,
+                    t.note.attempt_number,
+                    t.at,
+                    t.result.outcome.value,
+                    t.result.status_code,
+                    t.result.error,
+                    t.duration_ms,
+                )
+                for t in [*sent, *(r for r, _ in retry), *failed]
+            ],
         )
-        await conn.execute(queries.MARK_SENT, *_columns([(t.note.notification_id, t.at) for t in sent], 2))
-        await conn.execute(
-            queries.MARK_RETRY, *_columns([(t.note.notification_id, at, t.result.error) for t, at in retry], 3)
-        )
-        await conn.execute(
-            queries.MARK_FAILED, *_columns([(t.note.notification_id, t.at, t.result.error) for t in failed], 3)
-        )
+        await _for_rows(conn, queries.MARK_SENT, [(t.note.notification_id, t.at) for t in sent])
+        await _for_rows(conn, queries.MARK_RETRY, [(t.note.notification_id, at, t.result.error) for t, at in retry])
+        await _for_rows(conn, queries.MARK_FAILED, [(t.note.notification_id, t.at, t.result.error) for t in failed])
         gone = sorted({t.note.customer_id for t in failed if t.result.disable_webhook})
         if gone:
             await conn.execute(queries.DISABLE_WEBHOOKS, gone, work.now)
-        await conn.execute(queries.MARK_SUPPRESSED, [n.notification_id for n in work.suppressed], work.now)
-        await conn.execute(queries.POSTPONE, *_columns([(n.notification_id, at) for n, at in work.postponed], 2))
-        if work.calls:
-            await conn.execute(
-                queries.PARK_FOR_CALL, *_columns([(n.notification_id, t.task_id) for n, t in work.calls], 2)
-            )
+        if work.suppressed:
+            await conn.execute(queries.MARK_SUPPRESSED, [n.notification_id for n in work.suppressed], work.now)
+        await _for_rows(conn, queries.POSTPONE, [(n.notification_id, at) for n, at in work.postponed])
+        await _for_rows(conn, queries.PARK_FOR_CALL, [(n.notification_id, t.task_id) for n, t in work.calls])
         new_tasks = work.tasks + [t for _, t in work.calls]
         await write_tasks(
             conn, new_tasks, [TaskEvent(t.task_id, work.now, "created", {"rule": t.rule}) for t in new_tasks]
@@ -616,6 +602,7 @@ async def _together(*tasks: asyncio.Task[None]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as the columns unnest() takes (empty columns for no rows)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+async def _for_rows(conn: asyncpg.Connection, query: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run an unnest() statement over rows given as columns; for no rows, nothing (a round trip saved)."""
+    if rows:
+        await conn.execute(query, *(list(column) for column in zip(*rows, strict=True)))
