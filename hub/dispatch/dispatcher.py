@@ -34,7 +34,7 @@ import asyncpg
 import httpx
 
 from hub.config import Settings
-from hub.core.dispatch import Action, Breaker, Outcome, TryResult, next_try, plan
+from hub.core.dispatch import MILESTONE_RANK, Action, Breaker, Outcome, TryResult, next_try, plan
 from hub.core.outputs import AlertDecision, TaskDecision, TaskEvent, timer_task_and_alert
 from hub.core.rules import Rules
 from hub.core.state import CustomerInfo
@@ -414,7 +414,8 @@ class Dispatcher:
         return {(r["customer_id"], r["period"]): bytes(r["content"]) for r in found}
 
     async def _latest_milestones(self, conn: asyncpg.Connection, notes: list[Outgoing]) -> dict[str, int]:
-        shipments = sorted({n.shipment_id for n in notes if n.shipment_id})
+        # Only a milestone notice can be superseded (hub/core/dispatch.py): for others, no round trip.
+        shipments = sorted({n.shipment_id for n in notes if n.shipment_id and n.kind in MILESTONE_RANK})
         if not shipments:
             return {}
         return {r["shipment_id"]: r["rank"] for r in await conn.fetch(queries.LATEST_MILESTONES, shipments)}
