@@ -8,6 +8,12 @@ or send); send concurrently (a limit per channel, a circuit breaker per endpoint
 tries and their consequences in one transaction. A crash between sending and recording sends
 again after the lease, with the same notification id (webhook-id, Message-ID, idempotency_key),
 so receivers de-duplicate: at least once, with a stable key.
+
+`round()` does one such round, start to end (the tests step it). `run()` pipelines the same steps
+so that a notice never waits for another's send: a claimer claims whenever it is woken and has
+room (at most HUB_DISPATCH_BATCH notices in flight), each send is recorded as soon as it ends,
+and a recorder on its own connection writes whatever has ended since its last commit in one
+transaction (group commit: one commit for many sends under load, no wait when idle).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -28,7 +34,7 @@ import asyncpg
 import httpx
 
 from hub.config import Settings
-from hub.core.dispatch import Action, Breaker, Outcome, TryResult, next_try, plan
+from hub.core.dispatch import MILESTONE_RANK, Action, Breaker, Outcome, TryResult, next_try, plan
 from hub.core.outputs import AlertDecision, TaskDecision, TaskEvent, timer_task_and_alert
 from hub.core.rules import Rules
 from hub.core.state import CustomerInfo
@@ -48,6 +54,9 @@ log = logging.getLogger("hub.dispatch")
 FAILED_TIMER = "notification_failed"
 CALL_BACK_TIMER = "call_back"
 STATEMENT_PDFS_PER_ROUND = 40  # at about 0.5 s each, well within the 120 s lease on one worker
+
+
+_Send = Coroutine[Any, Any, None]  # one notice's send, started as a task
 
 
 class Channel(Protocol):
@@ -94,6 +103,22 @@ class _Round:
     tasks: list[TaskDecision] = field(default_factory=list)
     alerts: list[AlertDecision] = field(default_factory=list)
 
+    def __bool__(self) -> bool:
+        return bool(self.tried or self.suppressed or self.postponed or self.calls)
+
+    def add(self, other: _Round) -> None:
+        self.tried += other.tried
+        self.suppressed += other.suppressed
+        self.postponed += other.postponed
+        self.calls += other.calls
+
+    def take(self, now: datetime) -> _Round:
+        """What has ended so far, to record as of `now`; this one starts empty again."""
+        taken = _Round(now)
+        taken.add(self)
+        self.tried, self.suppressed, self.postponed, self.calls = [], [], [], []
+        return taken
+
 
 class Dispatcher:
     def __init__(
@@ -128,12 +153,21 @@ class Dispatcher:
         self.renderer = Renderer(settings.report_processes)
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        # run()'s pipeline: sends in flight (True: it renders a statement PDF), what ended and is
+        # not yet recorded (kept across reconnections: a send ending while the database is away
+        # is recorded once it is back).
+        self._in_flight: dict[asyncio.Task[None], bool] = {}
+        self._ended = _Round(datetime.now(UTC))
+        self._freed = asyncio.Event()  # a send ended: room to claim
+        self._to_record = asyncio.Event()  # something ended: the recorder has work
+        self._lag_s = 0.0  # measured by the recorder once a poll interval
 
     # --- the loop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._freed.set()
 
     async def run(self) -> None:
         delay = 0.5
@@ -145,22 +179,98 @@ class Dispatcher:
                 log.warning("dispatch interrupted (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
                 await self._sleep(delay)
                 delay = min(delay * 2, 10.0)
+        if self._in_flight:  # stopped while the database was away: unrecorded, sent again after the lease
+            await asyncio.wait(list(self._in_flight))
         await self.client.aclose()
         self.renderer.close()
 
     async def _serve(self) -> None:
-        conn = await asyncpg.connect(self.settings.dsn)
+        """Claim on one connection (which also listens for NOTIFY), record on another: a claim
+        never waits for a commit, nor a commit for a claim."""
+        claims = await asyncpg.connect(self.settings.dsn)
+        records: asyncpg.Connection | None = None
         try:
-            await conn.add_listener(queries.DISPATCH_WAKE, lambda *_: self._wake.set())
-            while not self._stop.is_set():
-                self._wake.clear()
-                report = await self.round(conn)
-                self.on_round(report)
-                if report.handled < self.settings.dispatch_batch:
-                    await self._sleep(self.settings.dispatch_poll_s, wake=True)
+            records = await asyncpg.connect(self.settings.dsn)
+            await claims.add_listener(queries.DISPATCH_WAKE, lambda *_: self._wake.set())
+            claimer = asyncio.create_task(self._claimer(claims), name="dispatch-claimer")
+            await _together(claimer, asyncio.create_task(self._recorder(records, claimer), name="dispatch-recorder"))
         finally:
-            with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
-                await conn.close(timeout=2)
+            for conn in (claims, records):
+                if conn is not None:
+                    with suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncio.TimeoutError):
+                        await conn.close(timeout=2)
+
+    async def _claimer(self, conn: asyncpg.Connection) -> None:
+        batch = self.settings.dispatch_batch
+        while not self._stop.is_set():
+            self._wake.clear()
+            room = batch - len(self._in_flight)
+            if room > 0 and await self._launch(conn, room) < room:
+                await self._sleep(self.settings.dispatch_poll_s, wake=True)  # all due claimed: wait for more
+            else:
+                await self._room(batch // 2)  # a backlog: claim again when half the batch has gone
+
+    async def _room(self, in_flight: int) -> None:
+        while len(self._in_flight) > in_flight and not self._stop.is_set():
+            self._freed.clear()
+            await self._freed.wait()
+
+    async def _launch(self, conn: asyncpg.Connection, room: int) -> int:
+        """Claim up to `room` due notices, decide each and start its send; what needs no send
+        (suppressed, waiting, a call-back) goes to the recorder at once. Returns how many were claimed."""
+        now = self.now()
+        rows = await conn.fetch(queries.CLAIM, now, room, self.settings.dispatch_lease_s)  # one statement: atomic
+        if not rows:
+            return 0
+        work = _Round(now)
+        pdfs_in_flight = sum(self._in_flight.values())
+        notes = self._pace_statements(await self._outgoing(conn, rows, now), work, pdfs_in_flight)
+        latest = await self._latest_milestones(conn, notes)
+        for note in notes:
+            send = self._decide(note, latest.get(note.shipment_id or ""), work, self._ended)
+            if send is not None:
+                task = asyncio.create_task(send)
+                self._in_flight[task] = _has_pdf(note)
+                task.add_done_callback(self._sent)
+        self._ended.add(work)
+        if work:
+            self._to_record.set()
+        return len(rows)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        del self._in_flight[task]
+        if not task.cancelled() and task.exception() is not None:
+            # Not recorded: the notice comes back when its lease ends, and is tried again.
+            log.error("a send failed unexpectedly", exc_info=task.exception())
+        self._freed.set()
+        self._to_record.set()
+
+    async def _recorder(self, conn: asyncpg.Connection, claimer: asyncio.Task[None]) -> None:
+        """Record what ended since the last commit, in one transaction; close finished call-backs
+        and measure the lag once a poll interval, not on every commit. Once stopped, it goes on
+        until the claimer is done and every send it started is recorded."""
+        chores_at = 0.0
+        while not (claimer.done() and not self._in_flight and not self._ended):
+            with suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._to_record.wait(), self.settings.dispatch_poll_s)
+            self._to_record.clear()
+            report = RoundReport()
+            await self._record_ended(conn, report)
+            if time.monotonic() >= chores_at:
+                chores_at = time.monotonic() + self.settings.dispatch_poll_s
+                await self._close_calls(conn, self.now(), report)
+                self._lag_s = await conn.fetchval(queries.DISPATCH_LAG, self.now())
+            report.lag_s = self._lag_s
+            report.open_circuits = sum(1 for b in self.breakers.values() if b.is_open)
+            self.on_round(report)
+
+    async def _record_ended(self, conn: asyncpg.Connection, report: RoundReport) -> None:
+        work = self._ended.take(self.now())
+        if work:
+            # Lost if this transaction fails (it may have committed: not tried twice); the notices
+            # come back when their lease ends and go again with the same id, as after a crash.
+            async with conn.transaction():
+                await self._record(conn, work, report)
 
     async def _sleep(self, seconds: float, wake: bool = False) -> None:
         with suppress(asyncio.TimeoutError):
@@ -178,7 +288,7 @@ class Dispatcher:
         if rows:
             notes = self._pace_statements(await self._outgoing(conn, rows, now), work)
             latest = await self._latest_milestones(conn, notes)
-            sends = [self._decide(note, latest.get(note.shipment_id or ""), work) for note in notes]
+            sends = [self._decide(note, latest.get(note.shipment_id or ""), work, work) for note in notes]
             await asyncio.gather(*(s for s in sends if s is not None))
             async with conn.transaction():
                 await self._record(conn, work, report)
@@ -186,12 +296,13 @@ class Dispatcher:
         report.open_circuits = sum(1 for b in self.breakers.values() if b.is_open)
         return report
 
-    def _pace_statements(self, notes: list[Outgoing], work: _Round) -> list[Outgoing]:
-        """At most STATEMENT_PDFS_PER_ROUND statement e-mails a round: their PDFs take time to render,
-        and a round must finish well within its lease (HUB_DISPATCH_LEASE_S). The rest wait a round."""
-        kept, pdfs = [], 0
+    def _pace_statements(self, notes: list[Outgoing], work: _Round, pdfs: int = 0) -> list[Outgoing]:
+        """At most STATEMENT_PDFS_PER_ROUND statement e-mails in flight (`pdfs` already are): their
+        PDFs take time to render, and a send must end well within its lease (HUB_DISPATCH_LEASE_S).
+        The rest wait a round."""
+        kept = []
         for note in notes:
-            if note.statement_period and note.channel == NotificationChannel.EMAIL.value:
+            if _has_pdf(note):
                 pdfs += 1
                 if pdfs > STATEMENT_PDFS_PER_ROUND:
                     work.postponed.append((note, work.now))
@@ -199,7 +310,8 @@ class Dispatcher:
             kept.append(note)
         return kept
 
-    def _decide(self, note: Outgoing, latest: int | None, work: _Round) -> Awaitable[None] | None:
+    def _decide(self, note: Outgoing, latest: int | None, work: _Round, sink: _Round) -> _Send | None:
+        """Record a decision needing no send in `work`; return the send, whose result goes to `sink`."""
         decided = plan(note.kind, note.channel, latest, work.now, self._zone(note), note.quiet_hours)
         if decided.action is Action.SUPPRESS:
             work.suppressed.append(note)
@@ -208,7 +320,7 @@ class Dispatcher:
         elif decided.action is Action.CALL_BACK:
             work.calls.append((note, self._call_back_task(note, work.now)))
         else:
-            return self._try(note, work)
+            return self._try(note, sink)
         return None
 
     def _zone(self, note: Outgoing) -> ZoneInfo:
@@ -224,7 +336,7 @@ class Dispatcher:
         slot = self.endpoint_limits.setdefault(endpoint, asyncio.Semaphore(self.settings.dispatch_endpoint_concurrency))
         async with slot:
             if not breaker.allows(self.now()):
-                work.postponed.append((note, breaker.reopens_at() or work.now))
+                work.postponed.append((note, breaker.reopens_at() or self.now()))
                 return
             async with self.limits[note.channel]:
                 started = time.perf_counter()
@@ -262,14 +374,7 @@ class Dispatcher:
 
     async def _outgoing(self, conn: asyncpg.Connection, rows: list[asyncpg.Record], now: datetime) -> list[Outgoing]:
         customer_ids = sorted({r["customer_id"] for r in rows})
-        customers = {r["customer_id"]: r for r in await conn.fetch(queries.SELECT_CUSTOMERS, customer_ids)}
-        secrets: dict[str, list[Secret]] = {}
-        for r in await conn.fetch(queries.ACTIVE_SECRETS, customer_ids, now):
-            secrets.setdefault(r["customer_id"], []).append(Secret(r["secret"]))
-        last = {
-            r["notification_id"]: r["attempt"]
-            for r in await conn.fetch(queries.LAST_ATTEMPTS, [r["notification_id"] for r in rows])
-        }
+        customers = {r["customer_id"]: r for r in await conn.fetch(queries.SELECT_CUSTOMERS, customer_ids, now)}
         statements = await self._statements(conn, rows)
         notes = []
         for r in rows:
@@ -285,7 +390,7 @@ class Dispatcher:
                     shipment_id=r["shipment_id"],
                     created_at=r["created_at"],
                     attempts=r["attempts"],
-                    attempt_number=(last.get(r["notification_id"]) or 0) + 1,
+                    attempt_number=(r["last_attempt"] or 0) + 1,
                     customer_name=c.get("name"),
                     email=c.get("email"),
                     phone=c.get("phone"),
@@ -293,7 +398,7 @@ class Dispatcher:
                     webhook_disabled=bool(c.get("webhook_disabled")),
                     timezone=c.get("timezone"),
                     quiet_hours=c.get("quiet_hours"),
-                    secrets=tuple(secrets.get(r["customer_id"], ())),
+                    secrets=tuple(Secret(secret) for secret in c.get("secrets") or ()),
                     extra={"tier": c.get("tier") or CustomerTier.STANDARD.value},
                     statement_period=r["statement_period"],
                     statement=statements.get((r["customer_id"], r["statement_period"])),
@@ -309,7 +414,8 @@ class Dispatcher:
         return {(r["customer_id"], r["period"]): bytes(r["content"]) for r in found}
 
     async def _latest_milestones(self, conn: asyncpg.Connection, notes: list[Outgoing]) -> dict[str, int]:
-        shipments = sorted({n.shipment_id for n in notes if n.shipment_id})
+        # Only a milestone notice can be superseded (hub/core/dispatch.py): for others, no round trip.
+        shipments = sorted({n.shipment_id for n in notes if n.shipment_id and n.kind in MILESTONE_RANK})
         if not shipments:
             return {}
         return {r["shipment_id"]: r["rank"] for r in await conn.fetch(queries.LATEST_MILESTONES, shipments)}
@@ -412,40 +518,33 @@ class Dispatcher:
                 failed.append(tried)
                 report.failed[tried.note.channel] += 1
                 self._failure(tried, work)
-        await conn.execute(
+        # Each statement only when it has rows: most commits hold sends and nothing else.
+        await _for_rows(
+            conn,
             queries.RECORD_ATTEMPTS,
-            *_columns(
-                [
-                    (
-                        t.note.notification_id,
-                        t.note.attempt_number,
-                        t.at,
-                        t.result.outcome.value,
-                        t.result.status_code,
-                        t.result.error,
-                        t.duration_ms,
-                    )
-                    for t in [*sent, *(r for r, _ in retry), *failed]
-                ],
-                7,
-            ),
+            [
+                (
+                    t.note.notification_id,
+                    t.note.attempt_number,
+                    t.at,
+                    t.result.outcome.value,
+                    t.result.status_code,
+                    t.result.error,
+                    t.duration_ms,
+                )
+                for t in [*sent, *(r for r, _ in retry), *failed]
+            ],
         )
-        await conn.execute(queries.MARK_SENT, *_columns([(t.note.notification_id, t.at) for t in sent], 2))
-        await conn.execute(
-            queries.MARK_RETRY, *_columns([(t.note.notification_id, at, t.result.error) for t, at in retry], 3)
-        )
-        await conn.execute(
-            queries.MARK_FAILED, *_columns([(t.note.notification_id, t.at, t.result.error) for t in failed], 3)
-        )
+        await _for_rows(conn, queries.MARK_SENT, [(t.note.notification_id, t.at) for t in sent])
+        await _for_rows(conn, queries.MARK_RETRY, [(t.note.notification_id, at, t.result.error) for t, at in retry])
+        await _for_rows(conn, queries.MARK_FAILED, [(t.note.notification_id, t.at, t.result.error) for t in failed])
         gone = sorted({t.note.customer_id for t in failed if t.result.disable_webhook})
         if gone:
             await conn.execute(queries.DISABLE_WEBHOOKS, gone, work.now)
-        await conn.execute(queries.MARK_SUPPRESSED, [n.notification_id for n in work.suppressed], work.now)
-        await conn.execute(queries.POSTPONE, *_columns([(n.notification_id, at) for n, at in work.postponed], 2))
-        if work.calls:
-            await conn.execute(
-                queries.PARK_FOR_CALL, *_columns([(n.notification_id, t.task_id) for n, t in work.calls], 2)
-            )
+        if work.suppressed:
+            await conn.execute(queries.MARK_SUPPRESSED, [n.notification_id for n in work.suppressed], work.now)
+        await _for_rows(conn, queries.POSTPONE, [(n.notification_id, at) for n, at in work.postponed])
+        await _for_rows(conn, queries.PARK_FOR_CALL, [(n.notification_id, t.task_id) for n, t in work.calls])
         new_tasks = work.tasks + [t for _, t in work.calls]
         await write_tasks(
             conn, new_tasks, [TaskEvent(t.task_id, work.now, "created", {"rule": t.rule}) for t in new_tasks]
@@ -489,6 +588,22 @@ class Dispatcher:
             await self._record(conn, work, report)
 
 
-def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
-    """Rows as the columns unnest() takes (empty columns for no rows)."""
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+def _has_pdf(note: Outgoing) -> bool:
+    return bool(note.statement_period) and note.channel == NotificationChannel.EMAIL.value
+
+
+async def _together(*tasks: asyncio.Task[None]) -> None:
+    """Wait for every task; the first to fail cancels the others, and its error is raised."""
+    try:
+        for ended in asyncio.as_completed(tasks):
+            await ended
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _for_rows(conn: asyncpg.Connection, query: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run an unnest() statement over rows given as columns; for no rows, nothing (a round trip saved)."""
+    if rows:
+        await conn.execute(query, *(list(column) for column in zip(*rows, strict=True)))

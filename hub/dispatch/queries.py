@@ -15,7 +15,10 @@ WITH due AS (
 UPDATE customer_notifications AS n SET next_attempt_at = $1 + make_interval(secs => $3)
 FROM due WHERE n.notification_id = due.notification_id
 RETURNING n.notification_id::text, n.kind, n.channel, n.language, n.body, n.customer_id, n.shipment_id,
-          n.created_at, n.attempts, n.statement_period
+          n.created_at, n.attempts, n.statement_period,
+          -- the number of the last try over the notice's whole life (retry and resend keep counting)
+          (SELECT max(a.attempt) FROM notification_attempts AS a WHERE a.notification_id = n.notification_id)
+              AS last_attempt
 """
 
 # The stored statements monthly_statement notices carry, by (customer, period).
@@ -27,16 +30,17 @@ JOIN unnest($1::text[], $2::text[]) AS wanted(customer_id, period)
 WHERE r.kind = 'statement' AND r.format = 'json'
 """
 
+# What the channels need of the notices' customers, with their active webhook secrets (newest
+# first; several during a rotation): one round trip.
 SELECT_CUSTOMERS = """
-SELECT customer_id, name, tier, language, preferred_channel, email, phone, webhook_url,
-       webhook_disabled_at IS NOT NULL AS webhook_disabled, timezone, quiet_hours
-FROM customers WHERE customer_id = ANY($1::text[])
-"""
-
-ACTIVE_SECRETS = """
-SELECT customer_id, secret FROM webhook_secrets
-WHERE customer_id = ANY($1::text[]) AND (expires_at IS NULL OR expires_at > $2)
-ORDER BY customer_id, created_at DESC
+SELECT c.customer_id, c.name, c.tier, c.language, c.preferred_channel, c.email, c.phone, c.webhook_url,
+       c.webhook_disabled_at IS NOT NULL AS webhook_disabled, c.timezone, c.quiet_hours,
+       ARRAY(
+           SELECT s.secret FROM webhook_secrets AS s
+           WHERE s.customer_id = c.customer_id AND (s.expires_at IS NULL OR s.expires_at > $2)
+           ORDER BY s.created_at DESC
+       ) AS secrets
+FROM customers AS c WHERE c.customer_id = ANY($1::text[])
 """
 
 # The latest milestone notice per shipment (0 dispatched, 1 out for delivery, 2 delivered).
@@ -45,11 +49,6 @@ SELECT shipment_id, max(CASE kind WHEN 'dispatched' THEN 0 WHEN 'out_for_deliver
 FROM customer_notifications
 WHERE shipment_id = ANY($1::text[]) AND kind IN ('dispatched', 'out_for_delivery', 'delivered')
 GROUP BY shipment_id
-"""
-
-LAST_ATTEMPTS = """
-SELECT notification_id::text, max(attempt) AS attempt FROM notification_attempts
-WHERE notification_id = ANY($1::uuid[]) GROUP BY notification_id
 """
 
 RECORD_ATTEMPTS = """
