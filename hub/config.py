@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # Notification dispatch (off by default: notifications stay `pending`).
     dispatch_enabled: bool = Field(False, description="`hub run` sends pending notifications through their channels")
     dispatch_poll_s: float = Field(0.25, gt=0, description="How often the dispatcher looks for due notifications")
-    dispatch_batch: int = Field(100, ge=1, description="Notifications claimed per round")
+    dispatch_batch: int = Field(100, ge=1, description="Notifications claimed at a time, and the most in flight")
     dispatch_concurrency: int = Field(16, ge=1, description="Sends in flight per channel")
     dispatch_endpoint_concurrency: int = Field(
         8, ge=1, description="Sends in flight per endpoint (a webhook host, a gateway, the SMTP relay)"
