@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -201,21 +201,20 @@ class AssignmentLog(ConsumerRebalanceListener):
             log.debug("partitions revoked: %s", partition_counts(revoked))
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        per_topic: dict[str, int] = {}
-        for tp in assigned:
-            per_topic[tp.topic] = per_topic.get(tp.topic, 0) + 1
         log.info(
             "partitions assigned: %s",
             partition_counts(assigned) or "none (more consumers than partitions, or the group is rebalancing)",
-            extra={"partitions": per_topic},
+            extra={"partitions": _per_topic(assigned)},
         )
+
+
+def _per_topic(partitions: set[TopicPartition]) -> dict[str, int]:
+    return dict(Counter(tp.topic for tp in partitions))
 
 
 def partition_counts(partitions: set[TopicPartition]) -> str:
     """'9: call.logs 3, carrier.updates 3, shipment.events 3'"""
-    per_topic: dict[str, int] = {}
-    for tp in partitions:
-        per_topic[tp.topic] = per_topic.get(tp.topic, 0) + 1
+    per_topic = _per_topic(partitions)
     if not per_topic:
         return ""
     return f"{len(partitions)}: " + ", ".join(f"{topic} {n}" for topic, n in sorted(per_topic.items()))

@@ -17,6 +17,7 @@ from hub.commands._views import with_database
 from hub.config import Settings
 from hub.reports import figures
 from hub.reports.models import AnyReport, Period, Statement
+from schemas.enums import Language
 
 NAME = "report"
 app = typer.Typer(
@@ -31,11 +32,6 @@ class Format(StrEnum):
     PDF = "pdf"
 
 
-class Lang(StrEnum):
-    ZH = "zh"
-    EN = "en"
-
-
 MONTH = typer.Option(None, "--month", help="A calendar month in HUB_TIMEZONE, YYYY-MM [default: last month]")
 FROM = typer.Option(None, "--from", help="First day (YYYY-MM-DD), with --to, instead of --month")
 TO = typer.Option(None, "--to", help="Last day, included")
@@ -43,7 +39,7 @@ FORMAT = typer.Option(Format.JSON, "--format", "-f", help="json, csv (UTF-8 with
 OUT = typer.Option(
     None, "--out", "-o", dir_okay=False, help="Write here [default: stdout; pdf: a file named after the report]"
 )
-LANGUAGE = typer.Option(Lang.ZH, "--language", help="zh or en (a statement is always in its customer's language)")
+LANGUAGE = typer.Option(Language.ZH, "--language", help="zh or en (a statement is always in its customer's language)")
 
 
 def period(s: Settings, month: str | None, start: str | None, end: str | None) -> Period:
@@ -57,7 +53,7 @@ def period(s: Settings, month: str | None, start: str | None, end: str | None) -
         fail(str(exc))
 
 
-def emit(report: AnyReport, fmt: Format, language: Lang, out: Path | None, name: str) -> None:
+def emit(report: AnyReport, fmt: Format, language: Language, out: Path | None, name: str) -> None:
     from hub.reports.render import render  # renderers load fonts and templates: only when a report is asked
 
     content = render(report, fmt.value, language.value)
@@ -83,7 +79,7 @@ def complaints_command(
     fmt: Format = FORMAT,
     customer: str | None = typer.Option(None, "--customer"),
     out: Path | None = OUT,
-    language: Lang = LANGUAGE,
+    language: Language = LANGUAGE,
 ) -> None:
     """Complaint statistics for a period.
 
@@ -103,7 +99,7 @@ def kpi_command(
     fmt: Format = FORMAT,
     customer: str | None = typer.Option(None, "--customer"),
     out: Path | None = OUT,
-    language: Lang = LANGUAGE,
+    language: Language = LANGUAGE,
 ) -> None:
     """Operating figures (KPIs) per department for a period.
 
@@ -141,4 +137,4 @@ def statement_command(
         return report
 
     report = with_database(build)
-    emit(report, fmt, Lang(report.language), out, f"statement-{customer}-{p.label}")
+    emit(report, fmt, Language(report.language), out, f"statement-{customer}-{p.label}")

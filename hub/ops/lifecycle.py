@@ -30,6 +30,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -155,8 +156,7 @@ async def purge(
     report = PurgeReport(retention.horizons(now or datetime.now(UTC)))
     await conn.execute(SESSION_SETTINGS)
     for table, horizon in report.horizons.items():
-        walk = _purge_outbox if table == "outbox" else _purge_by_age
-        deleted, complete = await walk(conn, table, horizon, batch, report, stopping, pause_s)
+        deleted, complete = await _purge_table(conn, _WALKS[table], horizon, batch, report, stopping, pause_s)
         report.deleted[table] = deleted
         if not complete:
             report.complete = False
@@ -165,56 +165,48 @@ async def purge(
     return report
 
 
-_BY_AGE = {
-    "inbox": PURGE_INBOX,
-    "shipment_events": PURGE_SHIPMENT_EVENTS,
-    "call_logs": PURGE_CALL_LOGS,
-    "dead_letters": PURGE_DEAD_LETTERS,
+class _Walk(NamedTuple):
+    """How one table is purged: its keyset batch, the cursor's first value, and when it is done."""
+
+    sql: str
+    start: Any
+    done: Callable[[asyncpg.Record, int], bool]
+
+
+def _short(row: asyncpg.Record, batch: int) -> bool:
+    return row["deleted"] < batch  # a short batch: nothing older than the horizon is left
+
+
+_BY_AGE_START = datetime.min.replace(tzinfo=UTC)
+_WALKS = {
+    "inbox": _Walk(PURGE_INBOX, _BY_AGE_START, _short),
+    "shipment_events": _Walk(PURGE_SHIPMENT_EVENTS, _BY_AGE_START, _short),
+    "call_logs": _Walk(PURGE_CALL_LOGS, _BY_AGE_START, _short),
+    "dead_letters": _Walk(PURGE_DEAD_LETTERS, _BY_AGE_START, _short),
+    # by id: done when a batch saw fewer rows than asked, or reached rows inside the horizon
+    "outbox": _Walk(PURGE_OUTBOX, 0, lambda row, batch: row["seen"] < batch or row["past"]),
 }
 
 
-async def _purge_by_age(
+async def _purge_table(
     conn: asyncpg.Connection,
-    table: str,
+    walk: _Walk,
     horizon: datetime,
     batch: int,
     report: PurgeReport,
     stopping: Callable[[], bool],
     pause_s: float,
 ) -> tuple[int, bool]:
-    reached, deleted = datetime.min.replace(tzinfo=UTC), 0
+    reached, deleted = walk.start, 0
     while not stopping():
-        row = await _batch(conn, _BY_AGE[table], reached, horizon, batch)
+        row = await _batch(conn, walk.sql, reached, horizon, batch)
         if row is None:
             return deleted, False
         report.batches += 1
         deleted += row["deleted"]
-        if row["deleted"] < batch:
+        if walk.done(row, batch):
             return deleted, True
-        reached = row["reached"]  # rows of that very moment not yet deleted are taken by the next batch
-        await asyncio.sleep(pause_s)
-    return deleted, False
-
-
-async def _purge_outbox(
-    conn: asyncpg.Connection,
-    table: str,
-    horizon: datetime,
-    batch: int,
-    report: PurgeReport,
-    stopping: Callable[[], bool],
-    pause_s: float,
-) -> tuple[int, bool]:
-    reached, deleted = 0, 0
-    while not stopping():
-        row = await _batch(conn, PURGE_OUTBOX, reached, horizon, batch)
-        if row is None:
-            return deleted, False
-        report.batches += 1
-        deleted += row["deleted"]
-        if row["seen"] < batch or row["past"]:
-            return deleted, True
-        reached = row["reached"]
+        reached = row["reached"]  # by age: rows of that very moment not yet deleted are taken next
         await asyncio.sleep(pause_s)
     return deleted, False
 

@@ -28,6 +28,7 @@ Running it again changes nothing and records that nothing was left.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -130,16 +131,18 @@ async def erase_customer(conn: asyncpg.Connection, customer_id: str, by: str) ->
         touched: dict[str, int] = {}
         touched["customers"] = _count(await conn.execute(ERASE_CUSTOMER, customer_id))
         touched["webhook_secrets"] = _count(await conn.execute(EXPIRE_SECRETS, customer_id))
-        touched["call_logs.payload"] = await _erase_payloads(
-            conn, SELECT_CALL_PAYLOADS, UPDATE_CALL_PAYLOADS, customer_id
+        touched["call_logs.payload"] = await _erase_rows(
+            conn, SELECT_CALL_PAYLOADS, UPDATE_CALL_PAYLOADS, customer_id, erase_payload
         )
-        touched["shipment_events.payload"] = await _erase_payloads(
-            conn, SELECT_EVENT_PAYLOADS, UPDATE_EVENT_PAYLOADS, customer_id
+        touched["shipment_events.payload"] = await _erase_rows(
+            conn, SELECT_EVENT_PAYLOADS, UPDATE_EVENT_PAYLOADS, customer_id, erase_payload
         )
         touched["customer_notifications.suppressed"] = _count(await conn.execute(SUPPRESS_PENDING, customer_id))
         touched["customer_notifications.body"] = _count(await conn.execute(ERASE_NOTIFICATIONS, customer_id, ERASED))
         touched["notification_attempts.error"] = _count(await conn.execute(ERASE_ATTEMPT_ERRORS, customer_id, ERASED))
-        touched["coordination_tasks.details"] = await _erase_task_details(conn, customer_id)
+        touched["coordination_tasks.details"] = await _erase_rows(
+            conn, SELECT_TASK_DETAILS, UPDATE_TASK_DETAILS, customer_id, erase_task_details
+        )
         touched["reports.content"] = _count(await conn.execute(ERASE_REPORTS, customer_id, ERASED))
         needles = _needles(customer_id, row["name"], row["email"], row["phone"])
         letters = [str(r["id"]) for r in await conn.fetch(ERASE_DEAD_LETTERS, customer_id, needles)]
@@ -163,28 +166,20 @@ def _needles(customer_id: str | None, name: str | None, email: str | None, phone
     return found
 
 
-async def _erase_payloads(conn: asyncpg.Connection, select: str, update: str, customer_id: str) -> int:
-    ids, payloads = [], []
-    for r in await conn.fetch(select, customer_id):
-        erased = erase_payload(r["payload"])
-        if erased != r["payload"]:
-            ids.append(r["event_id"])
-            payloads.append(erased)
-    if ids:
-        await conn.execute(update, ids, payloads)
-    return len(ids)
-
-
-async def _erase_task_details(conn: asyncpg.Connection, customer_id: str) -> int:
-    ids, details = [], []
-    for r in await conn.fetch(SELECT_TASK_DETAILS, customer_id):
-        erased = erase_task_details(r["details"])
-        if erased != r["details"]:
-            ids.append(r["task_id"])
-            details.append(erased)
-    if ids:
-        await conn.execute(UPDATE_TASK_DETAILS, ids, details)
-    return len(ids)
+async def _erase_rows(
+    conn: asyncpg.Connection, select: str, update: str, customer_id: str, erase: Callable[[Any], Any]
+) -> int:
+    """Rewrite with `erase` the value of each row `select` finds (key, value); `update` takes the
+    changed ones as two arrays. Returns how many changed."""
+    keys, values = [], []
+    for key, value in await conn.fetch(select, customer_id):
+        erased = erase(value)
+        if erased != value:
+            keys.append(key)
+            values.append(erased)
+    if keys:
+        await conn.execute(update, keys, values)
+    return len(keys)
 
 
 def _count(status: str) -> int:

@@ -99,8 +99,12 @@ def notification_rows(notes: Sequence[NotificationDecision]) -> list[tuple[Any, 
 async def write_notifications(conn: asyncpg.Connection, notes: Sequence[NotificationDecision]) -> None:
     """Store pending notices and wake a running dispatcher (NOTIFY hub_dispatch, delivered on
     commit), which would otherwise find them only at its next poll (HUB_DISPATCH_POLL_S)."""
-    await copy_rows(conn, queries.COPY_NOTIFICATIONS, notification_rows(notes))
-    if notes:
+    await _write_notification_rows(conn, notification_rows(notes))
+
+
+async def _write_notification_rows(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+    await copy_rows(conn, queries.COPY_NOTIFICATIONS, rows)
+    if rows:
         await conn.execute(queries.NOTIFY_DISPATCH)
 
 
@@ -230,7 +234,5 @@ async def write_effect_rows(conn: asyncpg.Connection, rows: EffectRows) -> None:
     """As write_tasks, write_history, write_notifications and write_alerts in turn (one history COPY)."""
     await copy_rows(conn, queries.COPY_TASKS, rows.tasks)
     await _write_history_rows(conn, rows.history)
-    await copy_rows(conn, queries.COPY_NOTIFICATIONS, rows.notifications)
-    if rows.notifications:
-        await conn.execute(queries.NOTIFY_DISPATCH)  # as write_notifications: wake the dispatcher
+    await _write_notification_rows(conn, rows.notifications)
     await _queue_alerts(conn, rows.alerts, rows.outbox)
