@@ -123,10 +123,23 @@ def stale_moment(sheet: ShipmentSheet, rules: Rules) -> datetime | None:
     return sheet.last_event_at + rules.clock.stale_after[sheet.status]
 
 
+def stale_check(armed: datetime | None, moment: datetime | None) -> datetime | None:
+    """When the clock next looks at a shipment that moved: the moment armed already if it is no
+    later than the new stale moment (the tick then re-arms it, see decide_stale), else the new one.
+
+    A move then seldom changes the indexed `stale_at`, so Postgres updates the sheet in place (a
+    HOT update, no index entries) instead of adding entries to every index of `shipments`.
+    """
+    if armed is not None and moment is not None and armed <= moment:
+        return armed
+    return moment
+
+
 def arm_shipment(before: ShipmentSheet | None, after: ShipmentSheet, rules: Rules) -> None:
     """Set `after`'s clock moments from what the event changed (in place: the fold's working copy).
 
-    stale: re-armed whenever last_event_at moves (once per shipment and last_event_at);
+    stale: checked no later than last_event_at + the status' threshold (stale_check; once per
+    shipment and last_event_at);
     overdue: armed for each new promise (once per shipment and promise); both disarmed for good
     when the shipment is delivered, returned or cancelled; survey: armed when it is delivered.
     """
@@ -139,7 +152,7 @@ def arm_shipment(before: ShipmentSheet | None, after: ShipmentSheet, rules: Rule
         after.stale_at = after.overdue_at = None
         return
     if before is None or (before.last_event_at, before.status) != (after.last_event_at, after.status):
-        after.stale_at = stale_moment(after, rules)
+        after.stale_at = stale_check(before.stale_at if before else None, stale_moment(after, rules))
     if after.promised_delivery_at != (before.promised_delivery_at if before else None):
         after.overdue_at = after.promised_delivery_at
 
@@ -256,9 +269,11 @@ class ShipmentState(NamedTuple):
 
 def decide_stale(state: ShipmentState, now: datetime, rules: Rules) -> ClockDecision:
     sheet = state.sheet
-    due = sheet.stale_at
-    if due is None or due > now or sheet.status in TERMINAL_STATUSES or sheet.last_event_at is None:
+    due = stale_moment(sheet, rules)  # `stale_at` may be earlier: a check armed before the last move
+    if sheet.stale_at is None or sheet.stale_at > now:
         return NOTHING
+    if due is None or due > now or sheet.last_event_at is None:  # moved since: checked again at its moment
+        return ClockDecision(shipment=ShipmentTimers(sheet.shipment_id, due, sheet.overdue_at, sheet.survey_at))
     key = sheet.last_event_at.isoformat()
     status = sheet.status.value if sheet.status else "-"
     firing = Firing(

@@ -19,8 +19,9 @@ from hub.core.clock import (
     decide_overdue,
     decide_stale,
     decide_task,
+    stale_moment,
 )
-from hub.core.rules import load_rules
+from hub.core.rules import TERMINAL_STATUSES, load_rules
 from hub.core.state import CustomerInfo, ShipmentSheet
 from hub.core.topics import Queue
 from schemas.enums import CustomerTier, Language, NotificationChannel, NotificationKind, Severity, ShipmentEventType
@@ -28,6 +29,7 @@ from schemas.enums import CustomerTier, Language, NotificationChannel, Notificat
 RULES = load_rules()
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 H = timedelta(hours=1)
+STALE_STATUSES = [status for status in ShipmentEventType if status not in TERMINAL_STATUSES]
 STANDARD = CustomerInfo("C1")
 KEY = CustomerInfo("C9", CustomerTier.KEY, Language.EN, NotificationChannel.EMAIL)
 
@@ -197,6 +199,60 @@ def test_a_move_re_arms_stale_and_a_late_event_does_not():
     late = sheet(stale_at=None)  # a late event: last_event_at and status unchanged
     arm_shipment(before, late, RULES)
     assert late.stale_at is None
+
+
+def test_a_move_keeps_an_earlier_check_and_a_shorter_threshold_brings_it_forward():
+    armed = sheet(stale_at=T0 + 48 * H)  # in transit since T0
+    moved = sheet(at=T0 + 10 * H, stale_at=T0 + 48 * H)  # stale only at +58 h now
+    arm_shipment(armed, moved, RULES)
+    assert moved.stale_at == T0 + 48 * H  # the row's indexed moment unchanged: checked then
+    out = sheet(ShipmentEventType.OUT_FOR_DELIVERY, at=T0 + 20 * H, stale_at=T0 + 48 * H)  # 12 h threshold
+    arm_shipment(armed, out, RULES)
+    assert out.stale_at == T0 + 32 * H
+
+
+def test_a_check_that_finds_the_shipment_moved_re_arms_it_without_firing():
+    moved = state(at=T0 + 10 * H, stale_at=T0 + 48 * H)
+    decision = decide_stale(moved, T0 + 48 * H, RULES)
+    assert decision.firings == () and decision.tasks == () and decision.alerts == ()
+    assert decision.shipment.stale_at == T0 + 58 * H
+    assert decision.shipment.overdue_at == moved.sheet.overdue_at
+    later = state(at=T0 + 10 * H, stale_at=T0 + 58 * H)
+    assert fired(decide_stale(later, T0 + 58 * H, RULES)) == [("stale_shipment", (T0 + 10 * H).isoformat())]
+    assert decide_stale(later, T0 + 58 * H, RULES).firings[0].due_at == T0 + 58 * H
+
+
+moves = st.lists(st.tuples(st.floats(0, 200), st.sampled_from(STALE_STATUSES)), min_size=1, max_size=8)
+
+
+@given(moves, st.lists(st.floats(0, 300), max_size=12))
+def test_moves_and_ticks_in_any_order_fire_stale_once_per_quiet_spell_at_its_true_moment(moves, tick_hours):
+    """Whatever the moves (arming) and ticks (deciding), a tick fires stale exactly when the shipment
+    has been quiet past its status' threshold, at that moment, and never twice for one last_event_at."""
+    events = sorted(moves)
+    current: ShipmentSheet | None = None
+    seen: list[str] = []
+    timeline = sorted([(h, 0, m) for h, m in events] + [(h, 1, None) for h in tick_hours], key=lambda x: x[:2])
+    for h, is_tick, status in timeline:
+        now = T0 + h * H
+        if not is_tick:
+            new = sheet(status, at=now, stale_at=current.stale_at if current else None)
+            arm_shipment(current, new, RULES)
+            current = new
+            continue
+        if current is None:
+            continue
+        decision = decide_stale(ShipmentState(current, STANDARD, False), now, RULES)
+        true = stale_moment(current, RULES)
+        assert bool(decision.firings) == (current.stale_at is not None and true is not None and true <= now)
+        for firing in decision.firings:
+            assert firing.due_at == true and firing.key == current.last_event_at.isoformat()
+            seen.append(firing.key)
+        if decision.shipment is not None:
+            current = current.copy()
+            current.stale_at = decision.shipment.stale_at
+        assert current.stale_at is None or true is None or current.stale_at <= true  # never checked too late
+    assert len(seen) == len(set(seen))
 
 
 @pytest.mark.parametrize("status", ["delivered", "returned", "cancelled"])
