@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -383,6 +383,7 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 async def measure_ticks(dsn: str, options: ClockOptions, clock: Clock, rules: Rules, say: Say) -> list[dict]:
     rows = []
+    clock = replace(clock, dsn=dsn)  # as `hub tick` runs: a second connection through a backlog
     async with database(dsn, decode_jsonb=False) as conn:  # as `hub tick` connects
         await timed_tick(conn, clock)  # warm: the connection's statement cache, Postgres's buffers
         for due in options.due:

@@ -18,10 +18,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 import asyncpg
+from asyncpg.transaction import Transaction
 
 from hub.clock import queries
 from hub.config import Settings
@@ -101,57 +102,187 @@ class Clock:
     destinations: Destinations
     timezone: ZoneInfo
     survey_sample_rate: float = 0.1
+    dsn: str | None = None  # a second connection through a backlog (None: chunk after chunk on one)
 
     @classmethod
     def of(cls, settings: Settings, rules: Rules) -> Clock:
-        return cls(rules, settings.destinations, settings.zone, settings.survey_sample_rate)
+        dsn = settings.database_url.get_secret_value() if settings.database_url else None
+        return cls(rules, settings.destinations, settings.zone, settings.survey_sample_rate, dsn)
 
 
 async def tick(conn: asyncpg.Connection, now: datetime, clock: Clock) -> TickReport:
     """Fire everything due by `now`, in due order, then the calendar timers of `now`'s month."""
     started = time.perf_counter()
     report = TickReport(now)
-    while True:
-        due = await conn.fetch(queries.DUE, now, CHUNK, clock.rules.surveys.complaint_follow_up_hours)
-        if not due:
-            break
-        if not report.fired and not report.skipped:
-            report.lag_s = max(0.0, (now - due[0]["moment"]).total_seconds())
-        before = len(report.fired) + report.skipped
-        async with conn.transaction():
-            await _fire_due(conn, due, now, clock, report)
-        if len(due) < CHUNK or len(report.fired) + report.skipped == before:
-            break
+    chunk = await _prepare(conn, now, clock, report, NOTHING_EXCLUDED)
+    if chunk is not None:
+        report.lag_s = max(0.0, (now - chunk.due[0]["moment"]).total_seconds())
+        spare = await _spare_connection(clock) if chunk.full else None
+        if spare is None:
+            await _fire_in_turn(chunk, conn, now, clock, report)
+        else:
+            try:
+                await _fire_overlapped(chunk, (spare, conn), now, clock, report)
+            finally:
+                await spare.close(timeout=2)
     await _key_account_reviews(conn, now, clock, report)
     await _monthly_statements(conn, now, clock, report)
     report.duration_s = time.perf_counter() - started
     return report
 
 
-async def _fire_due(
-    conn: asyncpg.Connection, due: list[asyncpg.Record], now: datetime, clock: Clock, report: TickReport
+# --- chunks: read, lock and decide in a transaction; then apply and commit -------------------------
+
+NOTHING_EXCLUDED: tuple[list[str], ...] = ([], [], [], [], [])  # DUE's $4-$8 for a read after a commit
+_BRANCH = {  # the kinds of DUE by the branch that leaves their subjects out ($4-$8)
+    Timer.SLA_WARNING.value: 0,
+    Timer.SLA_BREACH.value: 0,
+    Timer.STALE_SHIPMENT.value: 1,
+    Timer.DELIVERY_OVERDUE.value: 2,
+    Timer.DELIVERY_SURVEY.value: 3,
+    Timer.COMPLAINT_FOLLOW_UP.value: 4,
+}
+YIELD_EVERY = 16  # decisions between two turns of the event loop (see _fire_overlapped)
+
+
+class _Chunk(NamedTuple):
+    """Due timers read, locked and decided in an open transaction on `conn`, not yet applied."""
+
+    conn: asyncpg.Connection
+    transaction: Transaction
+    due: list[asyncpg.Record]
+    decisions: list[ClockDecision]
+    decided: int  # due rows decided (the others' subjects were gone or decided with another row)
+
+    @property
+    def full(self) -> bool:
+        return len(self.due) == CHUNK
+
+    def subjects(self) -> tuple[list[str], ...]:
+        """Its subjects by DUE's branches: a chunk read before this one commits leaves them out."""
+        out: tuple[list[str], ...] = ([], [], [], [], [])
+        for row in self.due:
+            out[_BRANCH[row["kind"]]].append(row["subject"])
+        return out
+
+
+async def _spare_connection(clock: Clock) -> asyncpg.Connection | None:
+    """A second connection for a backlog, or None (no DSN, or it cannot connect: one connection then)."""
+    if clock.dsn is None:
+        return None
+    try:
+        return await asyncpg.connect(clock.dsn)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("firing a backlog on one connection: a second one failed (%s: %s)", type(exc).__name__, exc)
+        return None
+
+
+async def _prepare(
+    conn: asyncpg.Connection, now: datetime, clock: Clock, report: TickReport, leave_out: tuple[list[str], ...]
+) -> _Chunk | None:
+    """The next chunk of due timers (less the subjects `leave_out`), locked and decided in a new
+    transaction; None when nothing is due."""
+    due = await conn.fetch(queries.DUE, now, CHUNK, clock.rules.surveys.complaint_follow_up_hours, *leave_out)
+    if not due:
+        return None
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        decisions, decided = await _decide_due(conn, due, now, clock, report)
+    except BaseException:
+        await transaction.rollback()
+        raise
+    return _Chunk(conn, transaction, due, decisions, decided)
+
+
+async def _finish(chunk: _Chunk, clock: Clock, report: TickReport) -> None:
+    try:
+        await _apply(chunk.conn, chunk.decisions, clock, report)
+    except BaseException:
+        await chunk.transaction.rollback()
+        raise
+    await chunk.transaction.commit()
+
+
+async def _fire_in_turn(
+    chunk: _Chunk | None, conn: asyncpg.Connection, now: datetime, clock: Clock, report: TickReport
 ) -> None:
+    """Chunk after chunk on one connection, each read after the one before committed."""
+    while chunk is not None:
+        await _finish(chunk, clock, report)
+        if not chunk.full or not chunk.decided:  # a full chunk of nothing to decide: no reading it again
+            return
+        chunk = await _prepare(conn, now, clock, report, NOTHING_EXCLUDED)
+
+
+async def _fire_overlapped(
+    first: _Chunk, conns: tuple[asyncpg.Connection, asyncpg.Connection], now: datetime, clock: Clock, report: TickReport
+) -> None:
+    """A backlog on two connections: each chunk is read, locked and decided while the one before
+    it is applied and committed, so Postgres writes while the client decides (each alone left the
+    other waiting: about half of a large tick each).
+
+    The next chunk leaves out the subjects of the one before, whose rows are about to change, and
+    otherwise reads what it would after that commit: the timers after them in due order. Where the
+    two share a shipment or a task, its locks wait for that commit and it reads what was committed.
+    Chunks commit one at a time, in due order."""
+    chunk: _Chunk | None = first
+    turn = 0
+    while chunk is not None:
+        finishing = asyncio.ensure_future(_finish(chunk, clock, report))
+        following: _Chunk | None = None
+        try:
+            if chunk.full and chunk.decided:  # as _fire_in_turn
+                following = await _prepare(conns[turn % 2], now, clock, report, chunk.subjects())
+        except BaseException:
+            await asyncio.gather(finishing, return_exceptions=True)  # it commits (or not) on its own
+            raise
+        try:
+            await finishing
+        except BaseException:
+            if following is not None:
+                await following.transaction.rollback()
+            raise
+        chunk, turn = following, turn + 1
+
+
+async def _decide_due(
+    conn: asyncpg.Connection, due: list[asyncpg.Record], now: datetime, clock: Clock, report: TickReport
+) -> tuple[list[ClockDecision], int]:
+    """The decisions on `due`, read under their locks, and how many rows were decided."""
     task_ids = sorted({r["subject"] for r in due if r["kind"] in TASK_TIMERS})
     shipment_ids = sorted({r["subject"] for r in due if r["kind"] not in TASK_TIMERS})
     await _lock_shipments(conn, task_ids, shipment_ids)
     tasks = await _tasks(conn, task_ids)
     # The tasks' SLA decisions (pure, each task's alone) are made while Postgres reads the shipments.
     sla_subjects = {r["subject"] for r in due if r["kind"] in SLA_TIMERS} & tasks.keys()
-    shipments, sla = await _meanwhile(
-        _shipments(conn, shipment_ids, clock.rules),
-        lambda: {subject: decide_task(tasks[subject], now, clock.rules) for subject in sla_subjects},
-    )
+    reading = asyncio.ensure_future(_shipments(conn, shipment_ids, clock.rules))
+    try:
+        sla: dict[str, ClockDecision] = {}
+        for n, subject in enumerate(sla_subjects, 1):
+            sla[subject] = decide_task(tasks[subject], now, clock.rules)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a chunk being applied meanwhile sends its next statement
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await reading  # the connection is free again before the transaction rolls back
+        raise
+    shipments = await reading
     customers = await _customers(conn, {t.customer_id for t in tasks.values() if t.follow_up_at and t.customer_id})
     last_survey = await _last_surveys(conn, {s.customer.customer_id for s in shipments.values() if s.customer})
     decisions: list[ClockDecision] = []
     seen: set[tuple[str, str]] = set()
-    for row in due:
+    decided = 0
+    for n, row in enumerate(due, 1):
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)
         kind, subject = row["kind"], row["subject"]
         # A task's SLA rows (warning, breach, level 2) are one decision: decide_task fires them all.
         identity = ("sla" if kind in SLA_TIMERS else kind, subject)
         if identity in seen or (kind in TASK_TIMERS and subject not in tasks):
             continue
         seen.add(identity)
+        decided += 1
         decision = (
             sla[subject]
             if kind in SLA_TIMERS
@@ -169,7 +300,7 @@ async def _fire_due(
         for notice in decision.notifications:  # a second survey in this chunk must see the first
             if notice.kind.value == "satisfaction_survey":
                 last_survey[notice.customer_id] = now
-    await _apply(conn, decisions, clock, report)
+    return decisions, decided
 
 
 def _decide(

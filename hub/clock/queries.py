@@ -6,29 +6,39 @@ TICK_LOCK = 0x6875625F74636B  # "hub_tck": one tick at a time, whoever evaluates
 TRY_LOCK = "SELECT pg_try_advisory_lock($1)"
 UNLOCK = "SELECT pg_advisory_unlock($1)"
 
-# What is due by $1, oldest first, at most $2 (each branch matches one partial index of 0005).
+# What is due by $1, oldest first, at most $2 (each branch matches one partial index of 0005),
+# less the subjects $4-$8 (SLA tasks; stale, overdue, survey shipments; follow-up tasks): those of a
+# chunk still being applied while the next one is read (engine._fire_overlapped).
 DUE = """
 (SELECT 'sla_warning' AS kind, task_id::text AS subject, warn_at AS moment FROM coordination_tasks
  WHERE warn_at <= $1 AND status IN ('open', 'in_progress') AND escalation_level = 0 AND warned_at IS NULL
+   AND task_id <> ALL($4::uuid[])
  ORDER BY warn_at LIMIT $2)
 UNION ALL
 (SELECT 'sla_breach', task_id::text, due_at FROM coordination_tasks
- WHERE due_at <= $1 AND status IN ('open', 'in_progress') AND escalation_level = 0
+ WHERE due_at <= $1 AND status IN ('open', 'in_progress') AND escalation_level = 0 AND task_id <> ALL($4::uuid[])
  ORDER BY due_at LIMIT $2)
 UNION ALL
 (SELECT 'sla_breach', task_id::text, escalate_at FROM coordination_tasks
  WHERE escalate_at <= $1 AND status IN ('open', 'in_progress') AND escalation_level = 1
+   AND task_id <> ALL($4::uuid[])
  ORDER BY escalate_at LIMIT $2)
 UNION ALL
-(SELECT 'stale_shipment', shipment_id, stale_at FROM shipments WHERE stale_at <= $1 ORDER BY stale_at LIMIT $2)
+(SELECT 'stale_shipment', shipment_id, stale_at FROM shipments
+ WHERE stale_at <= $1 AND shipment_id <> ALL($5::text[])
+ ORDER BY stale_at LIMIT $2)
 UNION ALL
-(SELECT 'delivery_overdue', shipment_id, overdue_at FROM shipments WHERE overdue_at <= $1
+(SELECT 'delivery_overdue', shipment_id, overdue_at FROM shipments
+ WHERE overdue_at <= $1 AND shipment_id <> ALL($6::text[])
  ORDER BY overdue_at LIMIT $2)
 UNION ALL
-(SELECT 'delivery_survey', shipment_id, survey_at FROM shipments WHERE survey_at <= $1 ORDER BY survey_at LIMIT $2)
+(SELECT 'delivery_survey', shipment_id, survey_at FROM shipments
+ WHERE survey_at <= $1 AND shipment_id <> ALL($7::text[])
+ ORDER BY survey_at LIMIT $2)
 UNION ALL
 (SELECT 'complaint_follow_up', task_id::text, follow_up_at + $3 * interval '1 hour' FROM coordination_tasks
- WHERE follow_up_at <= $1 - $3 * interval '1 hour' ORDER BY follow_up_at LIMIT $2)
+ WHERE follow_up_at <= $1 - $3 * interval '1 hour' AND task_id <> ALL($8::uuid[])
+ ORDER BY follow_up_at LIMIT $2)
 ORDER BY moment, kind, subject
 LIMIT $2
 """
