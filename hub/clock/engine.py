@@ -117,7 +117,7 @@ async def tick(conn: asyncpg.Connection, now: datetime, clock: Clock) -> TickRep
     chunk = await _prepare(conn, now, clock, report, NOTHING_EXCLUDED)
     if chunk is not None:
         report.lag_s = max(0.0, (now - chunk.due[0]["moment"]).total_seconds())
-        spare = await _spare_connection(clock) if chunk.full else None
+        spare = await _spare_connection(clock) if chunk.more else None
         if spare is None:
             await _fire_in_turn(chunk, conn, now, clock, report)
         else:
@@ -157,6 +157,12 @@ class _Chunk(NamedTuple):
     @property
     def full(self) -> bool:
         return len(self.due) == CHUNK
+
+    @property
+    def more(self) -> bool:
+        """More may be due after it: it was full, and decided something (a full chunk of nothing
+        to decide would only be read again)."""
+        return self.full and self.decided > 0
 
     def subjects(self) -> tuple[list[str], ...]:
         """Its subjects by DUE's branches: a chunk read before this one commits leaves them out."""
@@ -210,7 +216,7 @@ async def _fire_in_turn(
     """Chunk after chunk on one connection, each read after the one before committed."""
     while chunk is not None:
         await _finish(chunk, clock, report)
-        if not chunk.full or not chunk.decided:  # a full chunk of nothing to decide: no reading it again
+        if not chunk.more:
             return
         chunk = await _prepare(conn, now, clock, report, NOTHING_EXCLUDED)
 
@@ -232,7 +238,7 @@ async def _fire_overlapped(
         finishing = asyncio.ensure_future(_finish(chunk, clock, report))
         following: _Chunk | None = None
         try:
-            if chunk.full and chunk.decided:  # as _fire_in_turn
+            if chunk.more:
                 following = await _prepare(conns[turn % 2], now, clock, report, chunk.subjects())
         except BaseException:
             await asyncio.gather(finishing, return_exceptions=True)  # it commits (or not) on its own
@@ -256,18 +262,9 @@ async def _decide_due(
     tasks = await _tasks(conn, task_ids)
     # The tasks' SLA decisions (pure, each task's alone) are made while Postgres reads the shipments.
     sla_subjects = {r["subject"] for r in due if r["kind"] in SLA_TIMERS} & tasks.keys()
-    reading = asyncio.ensure_future(_shipments(conn, shipment_ids, clock.rules))
-    try:
-        sla: dict[str, ClockDecision] = {}
-        for n, subject in enumerate(sla_subjects, 1):
-            sla[subject] = decide_task(tasks[subject], now, clock.rules)
-            if n % YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a chunk being applied meanwhile sends its next statement
-    except BaseException:
-        with contextlib.suppress(Exception):
-            await reading  # the connection is free again before the transaction rolls back
-        raise
-    shipments = await reading
+    shipments, sla = await _meanwhile(
+        _shipments(conn, shipment_ids, clock.rules), lambda: _decide_tasks(tasks, sla_subjects, now, clock.rules)
+    )
     customers = await _customers(conn, {t.customer_id for t in tasks.values() if t.follow_up_at and t.customer_id})
     last_survey = await _last_surveys(conn, {s.customer.customer_id for s in shipments.values() if s.customer})
     decisions: list[ClockDecision] = []
@@ -303,6 +300,17 @@ async def _decide_due(
     return decisions, decided
 
 
+async def _decide_tasks(
+    tasks: dict[str, TaskState], subjects: set[str], now: datetime, rules: Rules
+) -> dict[str, ClockDecision]:
+    decided: dict[str, ClockDecision] = {}
+    for n, subject in enumerate(subjects, 1):
+        decided[subject] = decide_task(tasks[subject], now, rules)
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a chunk being applied meanwhile sends its next statement
+    return decided
+
+
 def _decide(
     kind: str,
     subject: str,
@@ -328,14 +336,14 @@ def _decide(
     return decide_delivery_survey(state, last, clock.survey_sample_rate, now, rules)
 
 
-async def _meanwhile(query: Awaitable[T], work: Callable[[], U]) -> tuple[T, U]:
+async def _meanwhile(query: Awaitable[T], work: Callable[[], Awaitable[U]]) -> tuple[T, U]:
     """`work()` done while Postgres runs `query` (statements on the connection: `query`'s alone).
 
     The tick's Python and Postgres share the machine: each would otherwise wait for the other."""
     pending = asyncio.ensure_future(query)
     await asyncio.sleep(0)  # the query goes out before the work starts
     try:
-        done = work()
+        done = await work()
     except BaseException:
         with contextlib.suppress(Exception):
             await pending  # the connection is free again before the transaction rolls back
@@ -445,14 +453,17 @@ async def _apply(conn: asyncpg.Connection, decisions: list[ClockDecision], clock
     follow_ups = [d.follow_up_done for d in decisions if d.follow_up_done]
     if follow_ups:
         updates.append((queries.FOLLOW_UPS_DONE, [follow_ups]))
-    build = lambda: _effect_rows(effective, clock)  # noqa: E731
+
+    async def build() -> EffectRows:
+        return _effect_rows(effective, clock)
+
     if updates:
         (sql, args), rest = updates[0], updates[1:]
         _, rows = await _meanwhile(conn.execute(sql, *args), build)
         for sql, args in rest:
             await conn.execute(sql, *args)
     else:
-        rows = build()
+        rows = await build()
     await write_effect_rows(conn, rows)
     for decision in effective:
         report.add(decision)
