@@ -24,7 +24,7 @@ from hub.core.topics import Destinations
 from hub.store import queries
 from hub.store.dead_letters import register_dead_letters
 from hub.store.rows import bytea, copy_rows, customer_from_row, json_rows, sheet_from_row
-from hub.store.writes import created, write_alerts, write_history, write_notifications, write_tasks
+from hub.store.writes import created, effect_rows, write_effect_rows
 from schemas.enums import DeadLetterReason, Severity
 from schemas.inbound import CallLog, CarrierUpdate, ShipmentEvent
 
@@ -228,12 +228,23 @@ async def _write(
         sheets = orjson.dumps([decided.sheets[s] for s in sorted(decided.sheets)], default=sorted).decode()
         await conn.execute(queries.UPSERT_SHIPMENTS, sheets)
     tasks = [t for d in decided.decisions for t in d.tasks]
-    await write_tasks(conn, tasks, created(tasks, now))
     notes = [n for d in decided.decisions for n in d.notifications]
-    await write_notifications(conn, notes)
-    if decided.adoptions:
+    alerts = [a for d in decided.decisions for a in d.alerts]
+    updates = decided.task_updates
+    escalated = [
+        TaskEvent(
+            u.task_id,
+            now,
+            "escalated",
+            {"reason": "key_account", "severity": u.severity.value, "due_at": u.due_at.isoformat()},
+        )
+        for u in updates
+    ]
+    # As the clock writes its effects: the new tasks, all history in one COPY (one NOTIFY), notices, alerts.
+    await write_effect_rows(conn, effect_rows(tasks, created(tasks, now) + escalated, notes, alerts, destinations))
+    if decided.adoptions:  # after the new tasks: it covers every customerless task of the shipment
         await conn.execute(queries.ADOPT_TASKS, list(decided.adoptions), list(decided.adoptions.values()))
-    if updates := decided.task_updates:
+    if updates:
         await conn.execute(
             queries.UPDATE_TASK_SEVERITIES,
             [u.task_id for u in updates],
@@ -242,20 +253,6 @@ async def _write(
             [u.warn_at for u in updates],
             [u.escalate_at for u in updates],
         )
-        await write_history(
-            conn,
-            [
-                TaskEvent(
-                    u.task_id,
-                    now,
-                    "escalated",
-                    {"reason": "key_account", "severity": u.severity.value, "due_at": u.due_at.isoformat()},
-                )
-                for u in updates
-            ],
-        )
-    alerts = [a for d in decided.decisions for a in d.alerts]
-    await write_alerts(conn, alerts, destinations)
     outcome.tasks += len(tasks)
     outcome.notifications += len(notes)
     outcome.alerts.update((a.queue.value, a.alert.severity.value) for a in alerts)
