@@ -27,6 +27,8 @@ from pydantic import SecretStr
 from hub.config import Settings
 from hub.dev.databases import scratch_database
 
+pytest_plugins = ("tests.watchdog",)
+
 BACKENDS = ("external", "containers", "local")
 ENV_VARS = {"kafka": "HUB_TEST_KAFKA", "postgres": "HUB_TEST_DATABASE_URL"}
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.0"

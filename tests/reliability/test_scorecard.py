@@ -28,6 +28,9 @@ from tests.reliability.publisher import stream_topics
 from tests.reliability.scenarios import SCENARIOS
 
 pytestmark = pytest.mark.slow
+# The first scenario test waits for the whole smoke scorecard (about 7 min here, 2 lanes): a bound
+# well past it, under CI's 90 minutes, whatever the per-attempt timeouts add up to.
+SCORECARD_TIMEOUT_S = 2400
 
 
 # --- the scenarios ---------------------------------------------------------------------------------------
@@ -54,6 +57,7 @@ def _print_past_capture(request: pytest.FixtureRequest, text: str) -> None:
             reporter.write_line(text)
 
 
+@pytest.mark.timeout(SCORECARD_TIMEOUT_S)
 @pytest.mark.parametrize("name", [s.name for s in SCENARIOS])
 async def test_scenario(scorecard: runner.Scorecard, name: str) -> None:
     row = next(r for r in scorecard.rows if r.scenario.name == name)
