@@ -242,10 +242,12 @@ async def test_milestones_notified_once_each_and_late_event_never_moves_status_b
     _, dsn, _, _ = routed
     notes = await fetch(dsn, "SELECT kind FROM customer_notifications WHERE shipment_id = 'S-MS' ORDER BY created_at")
     kinds = [n["kind"] for n in notes]
-    # Once each; out_for_delivery and delivered always. `dispatched` only if the carrier's `accepted`
-    # arrived before the shipment's `out_for_delivery` (the topics are read concurrently): arriving
-    # after it, it was superseded and is never notified (the store's tests pin both orders).
-    assert len(kinds) == len(set(kinds)) and {"out_for_delivery", "delivered"} <= set(kinds)
+    # Once each; delivered always. The topics are read concurrently, so an earlier milestone is
+    # notified only if it was stored before a later one: `dispatched` if the carrier's `accepted`
+    # came before the shipment's `out_for_delivery`, `out_for_delivery` if it came before the
+    # carrier's `delivered` and not in its batch. Otherwise it was superseded and is never notified
+    # (seen on a loaded box: `delivered` alone); the store's tests pin each order and batch split.
+    assert len(kinds) == len(set(kinds)) and "delivered" in kinds
     assert set(kinds) <= {"dispatched", "out_for_delivery", "delivered"}
     sheet = (await fetch(dsn, "SELECT status, last_event_at FROM shipments WHERE shipment_id = 'S-MS'"))[0]
     assert sheet["status"] == "delivered" and sheet["last_event_at"].isoformat() == at(40)
