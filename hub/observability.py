@@ -347,6 +347,42 @@ def _head(status: int, content_type: str, length: int) -> bytes:
 # ------------------------------------------------------------------------------------------- extension
 
 
+class Periodic:
+    """`work()` every `interval_s` in a task of its own, until `stop()`.
+
+    `stop()` raises a flag before it cancels, and the loop reads it after each work: on Python 3.11,
+    asyncio.wait_for (the works' queries use it) can swallow a cancellation that arrives as its
+    inner call completes, and a loop that relied on cancellation alone ran on while `stop()` waited
+    for it forever (seen: a stop that never returned, in a test that hung for 10 minutes)."""
+
+    def __init__(self, name: str, interval_s: float, work: Callable[[], Awaitable[None]], *, wait_first: bool) -> None:
+        self.name, self.interval_s, self.work, self.wait_first = name, interval_s, work, wait_first
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def start(self) -> None:
+        self._stopping = False
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._stopping = True
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def _run(self) -> None:
+        if self.wait_first:
+            await asyncio.sleep(self.interval_s)
+        while not self._stopping:
+            await self.work()
+            if self._stopping:
+                return
+            await asyncio.sleep(self.interval_s)
+
+
 class Observability:
     """HubRuntime extension: `HubRuntime(settings, extensions=[Observability(settings)])`."""
 
@@ -357,12 +393,12 @@ class Observability:
         self.port: int | None = None  # the bound port once serving
         self._runtime: Any = None
         self._http = HttpEndpoint({"/health/live": self._live, "/health/ready": self._ready, "/metrics": self._metrics})
-        self._refresher: asyncio.Task | None = None
+        self._refresher = Periodic("metrics-refresh", refresh_interval_s, self._refresh_logged, wait_first=False)
         self._refresh_failing = False
 
     async def start(self, runtime: Any) -> None:
         self._runtime = runtime
-        self._refresher = asyncio.create_task(self._refresh_forever(), name="metrics-refresh")
+        self._refresher.start()
         if self.settings.http_port == 0:
             log.info("health and metrics endpoint off (HUB_HTTP_PORT=0)")
             return
@@ -391,11 +427,7 @@ class Observability:
 
     async def stop(self) -> None:
         await self._http.stop()
-        if self._refresher is not None:
-            self._refresher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._refresher
-            self._refresher = None
+        await self._refresher.stop()
 
     async def refresh(self) -> None:
         """Update the gauges that are read rather than counted: consumer lag and the outbox backlog."""
@@ -410,18 +442,16 @@ class Observability:
         scheduler = self._runtime.scheduler
         self.metrics.clock_leader.set(1 if scheduler is not None and scheduler.leading else 0)
 
-    async def _refresh_forever(self) -> None:
-        while True:
-            try:
-                await self.refresh()
-                if self._refresh_failing:
-                    log.info("metrics refresh works again")
-                self._refresh_failing = False
-            except Exception as exc:  # noqa: BLE001 - an outage: keep the last values, say so once
-                if not self._refresh_failing:
-                    log.warning("cannot refresh lag/outbox metrics (%s); keeping the last values", type(exc).__name__)
-                self._refresh_failing = True
-            await asyncio.sleep(self.refresh_interval_s)
+    async def _refresh_logged(self) -> None:
+        try:
+            await self.refresh()
+            if self._refresh_failing:
+                log.info("metrics refresh works again")
+            self._refresh_failing = False
+        except Exception as exc:  # noqa: BLE001 - an outage: keep the last values, say so once
+            if not self._refresh_failing:
+                log.warning("cannot refresh lag/outbox metrics (%s); keeping the last values", type(exc).__name__)
+            self._refresh_failing = True
 
     async def _live(self) -> Response:
         return json_response(200, {"status": "alive"})
@@ -521,12 +551,12 @@ class ActivityLog:
         self._runtime: Any = None
         self._activity = Activity()
         self._since = 0.0
-        self._task: asyncio.Task | None = None
+        self._summaries = Periodic("activity-log", every_s, self._flush_logged, wait_first=True)
 
     async def start(self, runtime: Any) -> None:
         self._runtime = runtime
         self._since = asyncio.get_running_loop().time()
-        self._task = asyncio.create_task(self._every(), name="activity-log")
+        self._summaries.start()
 
     def on_batch(self, outcome: BatchOutcome, elapsed_s: float) -> None:
         self._activity.add_batch(outcome)
@@ -538,21 +568,15 @@ class ActivityLog:
         self._activity.add_round(report)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._summaries.stop()
         if self._activity.happened:
             await self.flush(with_lag=False)  # the consumer is about to stop: its lag means nothing now
 
-    async def _every(self) -> None:
-        while True:
-            await asyncio.sleep(self.every_s)
-            try:
-                await self.flush()
-            except Exception:  # a summary must never stop the hub (logged, exc_info, at DEBUG)
-                log.debug("activity summary failed", exc_info=True)
+    async def _flush_logged(self) -> None:
+        try:
+            await self.flush()
+        except Exception:  # a summary must never stop the hub (logged, exc_info, at DEBUG)
+            log.debug("activity summary failed", exc_info=True)
 
     async def flush(self, with_lag: bool = True) -> None:
         """Log what happened since the last line, if anything did (or records are waiting)."""

@@ -51,6 +51,7 @@ def _hung(nodeid: str, seconds: float) -> None:
         text = f"{nodeid} still running after {seconds:.0f} s (pytest-timeout); its process exits.\n{_stacks()}"
         folder = os.environ.get(_HANGS)
         if folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
             name = "".join(c if c.isalnum() else "_" for c in nodeid)[-150:]
             Path(folder, f"{name}.txt").write_text(text)
         if sys.__stderr__ is not None:
@@ -61,12 +62,13 @@ def _hung(nodeid: str, seconds: float) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    os.environ.setdefault(_HANGS, tempfile.mkdtemp(prefix="hub-test-hangs-"))
+    # Named here, made only by a hang: a run without one leaves nothing behind.
+    os.environ.setdefault(_HANGS, str(Path(tempfile.gettempdir(), f"hub-test-hangs-{os.getpid()}")))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     folder = Path(os.environ[_HANGS])
-    for found in sorted(folder.glob("*.txt")):
+    for found in sorted(folder.glob("*.txt")) if folder.is_dir() else ():
         terminalreporter.write_sep("=", f"hung test: {found.stem}")
         terminalreporter.write_line(found.read_text())
 
