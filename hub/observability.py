@@ -388,7 +388,6 @@ class Observability:
 
     def __init__(self, settings: Settings, refresh_interval_s: float = 5.0) -> None:
         self.settings = settings
-        self.refresh_interval_s = refresh_interval_s
         self.metrics = HubMetrics({topic: stream.name for topic, stream in settings.streams.items()})
         self.port: int | None = None  # the bound port once serving
         self._runtime: Any = None
@@ -547,7 +546,6 @@ class ActivityLog:
     happened (or records wait: lag), instead of a line per batch (those are DEBUG)."""
 
     def __init__(self, every_s: float = SUMMARY_EVERY_S) -> None:
-        self.every_s = every_s
         self._runtime: Any = None
         self._activity = Activity()
         self._since = 0.0
