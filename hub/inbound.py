@@ -23,7 +23,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from hub.core.decoding import Record
 from hub.core.outcome import BatchOutcome
-from hub.pipeline import Pipeline, Stopping
+from hub.pipeline import InboxTurn, Pipeline, Stopping
 
 log = logging.getLogger("hub.consumer")
 BACKLOG_POLLS = 2  # records read in full polls, in HUB_BATCH_MAX_RECORDS, that make a backlog
@@ -63,6 +63,7 @@ class InboundBatches:
         self.poll_size = self._steady_records  # most records the next poll may return
         self._read_in_full_polls = 0
         self._in_flight: deque[_InFlight] = deque()
+        self._last_turn: InboxTurn | None = None  # the inbox claim of the batch read last
         self._lock = asyncio.Lock()
         self._background: set[asyncio.Task] = set()
         self.stopping = False
@@ -86,7 +87,9 @@ class InboundBatches:
         pipeline = self._pipeline()
         started = time.perf_counter()
         decoded = pipeline.decode([_record(r) for r in records])
-        task = asyncio.create_task(pipeline.store(*decoded), name="store-batch")
+        turn = self._last_turn = InboxTurn(self._last_turn)
+        task = asyncio.create_task(pipeline.store(*decoded, turn=turn), name="store-batch")
+        task.add_done_callback(lambda _: turn.claimed())  # also if cancelled before it ever ran
         self._in_flight.append(_InFlight(task, _spans(records), len(records), started))
         # Commit as soon as it is stored, even if no further batch arrives to wait on it.
         task.add_done_callback(lambda _: self._background.add(asyncio.create_task(self._settle_done(consumer))))

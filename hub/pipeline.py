@@ -34,6 +34,31 @@ class Stopping(Exception):
     """The hub is shutting down while a batch could not be stored; nothing was committed."""
 
 
+class InboxTurn:
+    """A batch's turn to claim its inbox rows: once the batch read before it has claimed its own.
+
+    Batches are stored concurrently, and two copies of one event_id in two batches would race
+    in the inbox's unique index, so the later copy could win. Claiming in read order makes the
+    later claim wait on the earlier batch's uncommitted row and find the conflict: the first copy
+    in partition order is the one processed. Only the claims queue; the rest still overlaps.
+    One order is left open: if the earlier transaction fails after its claim and is retried, the
+    later copy can win meanwhile; either way one copy is processed and the other dead-lettered.
+    """
+
+    def __init__(self, previous: InboxTurn | None = None) -> None:
+        self._previous = previous
+        self._claimed = asyncio.Event()
+
+    async def wait(self) -> None:
+        if self._previous is not None:
+            await self._previous._claimed.wait()
+            self._previous = None  # the chain behind a claimed turn is not needed any more
+
+    def claimed(self) -> None:
+        """Also called when the batch ends without claiming (failed, cancelled): never block the next."""
+        self._claimed.set()
+
+
 def is_data_error(exc: BaseException) -> bool:
     state = getattr(exc, "sqlstate", None) or ""
     return isinstance(exc, asyncpg.PostgresError) and state[:2] in _DATA_CLASSES
@@ -80,10 +105,17 @@ class Pipeline:
                 rejected.append(result)
         return accepted, rejected
 
-    async def store(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
-        """Store one decoded batch: one transaction, retried until it commits or the hub stops."""
+    async def store(
+        self, accepted: list[Accepted], rejected: list[Rejected], turn: InboxTurn | None = None
+    ) -> BatchOutcome:
+        """Store one decoded batch: one transaction, retried until it commits or the hub stops.
+
+        With a `turn`, its inbox claim waits for the batch read before it to claim first.
+        """
+        turn = turn or InboxTurn()
         try:
-            outcome = await self._with_retry(accepted, rejected)
+            await turn.wait()
+            outcome = await self._with_retry(accepted, rejected, turn)
         except Stopping:
             raise
         except Exception as exc:  # _with_retry only lets non-transient errors out
@@ -92,24 +124,26 @@ class Pipeline:
                 type(exc).__name__,
                 exc_info=not isinstance(exc, asyncpg.PostgresError),
             )
-            outcome = await self._one_by_one(accepted, rejected)
+            outcome = await self._one_by_one(accepted, rejected, turn)
+        finally:
+            turn.claimed()
         outcome.records = len(accepted) + len(rejected)
         return outcome
 
-    async def _with_retry(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
+    async def _with_retry(self, accepted: list[Accepted], rejected: list[Rejected], turn: InboxTurn) -> BatchOutcome:
         attempt = 0
         while True:
             try:
-                return await self._transaction(accepted, rejected)
+                return await self._transaction(accepted, rejected, turn)
             except Exception as exc:  # classified right below
                 if not is_transient(exc):
                     raise
                 attempt += 1
                 await self._backoff(attempt, exc)
 
-    async def _transaction(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
+    async def _transaction(self, accepted: list[Accepted], rejected: list[Rejected], turn: InboxTurn) -> BatchOutcome:
         async with self.pool.acquire() as conn, conn.transaction():
-            return await apply_batch(conn, accepted, rejected, self.rules, self.destinations)
+            return await apply_batch(conn, accepted, rejected, self.rules, self.destinations, after_claim=turn.claimed)
 
     async def _backoff(self, attempt: int, exc: BaseException) -> None:
         if self.stopping():
@@ -129,16 +163,16 @@ class Pipeline:
         while time.monotonic() < deadline and not self.stopping():
             await asyncio.sleep(min(0.1, delay))
 
-    async def _one_by_one(self, accepted: list[Accepted], rejected: list[Rejected]) -> BatchOutcome:
+    async def _one_by_one(self, accepted: list[Accepted], rejected: list[Rejected], turn: InboxTurn) -> BatchOutcome:
         total = BatchOutcome()
-        total.merge(await self._with_retry([], rejected))
+        total.merge(await self._with_retry([], rejected, turn))
         for item in accepted:
             try:
-                total.merge(await self._with_retry([item], []))
+                total.merge(await self._with_retry([item], [], turn))
             except Stopping:
                 raise
             except Exception as exc:  # noqa: BLE001 - _with_retry only lets non-transient errors out
-                total.merge(await self._with_retry([], [_unprocessable(item, exc)]))
+                total.merge(await self._with_retry([], [_unprocessable(item, exc)], turn))
         return total
 
 

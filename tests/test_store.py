@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncpg
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
 
 from hub.core.decoding import Record
 from hub.core.rules import load_rules
+from hub.inbound import InboundBatches
 from hub.migrate import apply_migrations
 from hub.pipeline import Pipeline
 from hub.runtime import build_pipeline
@@ -212,3 +214,55 @@ async def test_a_carrier_first_damage_is_told_to_the_customer_once_known(pool, s
     # a redelivered batch changes nothing
     await process(pipeline(pool, settings), records(settings, [("carrier", delay), ("shipment", created)]))
     assert await pool.fetchval("SELECT count(*) FROM customer_notifications") == 2
+
+
+class Consumer:
+    """What InboundBatches needs of a Kafka consumer: commits and seeks, recorded."""
+
+    def __init__(self) -> None:
+        self.seeks: list[int] = []
+
+    async def commit(self, offsets) -> None:
+        pass
+
+    def seek(self, tp, offset: int) -> None:
+        self.seeks.append(offset)
+
+
+async def test_the_first_copy_in_partition_order_wins_when_two_batches_are_in_flight(pool, settings):
+    """An event_id's original late in one batch, a conflicting copy early in the next, both batches
+    stored at once (as the consumer does): the original is processed and the copy dead-lettered,
+    every time. Before the claims were ordered, the copy's INSERT often reached the inbox first."""
+    topic, rounds, filler = settings.topic_call_logs, 12, 300
+    p = pipeline(pool, settings)
+    batches = InboundBatches(lambda: p, depth=2, max_records=2 * filler)
+    consumer, offset, originals = Consumer(), 0, {}
+
+    def polled(events: list[dict]) -> tuple:
+        nonlocal offset
+        out = tuple(
+            ConsumerRecord(topic, 0, offset + i, 0, 0, b"C1", orjson.dumps(e), None, 2, 100, ())
+            for i, e in enumerate(events)
+        )
+        offset += len(events)
+        return out
+
+    for _ in range(rounds):
+        original = call_log("C1", "query")
+        copy = {**original, "category": "complaint"}
+        first = polled([call_log("C1", "query") for _ in range(filler)] + [original])
+        second = polled([copy] + [call_log("C1", "query") for _ in range(filler)])
+        originals[original["event_id"]] = (first[-1].offset, second[0].offset)
+        await batches.handle(first, consumer)
+        await batches.handle(second, consumer)
+        await batches.settle(consumer)
+    assert consumer.seeks == [], "no batch failed"
+    async with pool.acquire() as conn:
+        rows = await conn.fetch('SELECT event_id, "offset" FROM inbox WHERE event_id = ANY($1)', list(originals))
+        claimed = dict(rows)
+        dead = {
+            r["source_offset"]
+            for r in await conn.fetch("SELECT source_offset FROM dead_letters WHERE reason = 'conflicting_duplicate'")
+        }
+    assert claimed == {event_id: first for event_id, (first, _copy) in originals.items()}
+    assert dead == {copy for _first, copy in originals.values()}

@@ -8,6 +8,7 @@ has committed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -36,8 +37,13 @@ async def apply_batch(
     rules: Rules,
     destinations: Destinations,
     now: datetime | None = None,
+    after_claim: Callable[[], None] | None = None,
 ) -> BatchOutcome:
-    """Run inside a transaction. Idempotent: a redelivered batch changes nothing."""
+    """Run inside a transaction. Idempotent: a redelivered batch changes nothing.
+
+    `after_claim` is called once the inbox rows are claimed (uncommitted, but holding their
+    event_ids): a batch read later may claim its own from then on (hub.pipeline.InboxTurn).
+    """
     now = now or datetime.now(UTC)
     outcome = BatchOutcome()
     unique, conflicts, in_batch_dupes = _dedupe_within_batch(accepted)
@@ -45,6 +51,8 @@ async def apply_batch(
     # before the shipment locks, while the previous batch may still hold them: about a third of a
     # batch's time in Postgres overlaps the previous batch instead of queueing behind it.
     fresh, stored_conflicts, stored_dupes = await _claim_inbox(conn, unique)
+    if after_claim is not None:
+        after_claim()
     await _write_history(conn, fresh)
     await conn.execute(queries.LOCK_SHIPMENTS, list({s for a in fresh if (s := shipment_of(a.event))}))
     decided = fold(fresh, await _load_known(conn, fresh, rules), rules, now)

@@ -32,7 +32,7 @@ class FakePipeline:
     def decode(self, records):
         return list(records), []
 
-    async def store(self, accepted, rejected) -> BatchOutcome:
+    async def store(self, accepted, rejected, turn=None) -> BatchOutcome:
         await asyncio.sleep(0)  # let the next batch decode meanwhile, as Postgres I/O would
         if self.fail_batch is not None and len(self.stored) == self.fail_batch:
             self.stored.append([])
