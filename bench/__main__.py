@@ -163,6 +163,9 @@ def latency(
         "alert/task p99",
         "commit->alert p50",
         "commit->alert p99",
+        "floor commit p99",
+        "floor alert p99",
+        "alert p99 / floor",
         "box busy %",
     ):
         table.add_column(column, justify="right")
@@ -173,6 +176,9 @@ def latency(
             f"{row['alert_over_task_p99']:.2f}",
             f"{row['alert_after_commit_p50_ms']:,.0f}",
             f"{row['alert_after_commit_p99_ms']:,.0f}",
+            f"{row['floor_commit_p99_ms']:,.0f}",
+            f"{row['floor_alert_p99_ms']:,.0f}",
+            f"{row['alert_p99_over_floor']:.2f}" if row["alert_p99_over_floor"] is not None else "-",
             f"{row['box_busy_pct']:.0f}",
         )
     console.print(table)

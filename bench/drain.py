@@ -106,7 +106,7 @@ async def measure_drain(
         async with fresh_database(ctx.pg.admin_dsn, phase) as dsn:
             settings = hub_settings(broker.bootstrap, dsn, workers=workers)
             await create_topics(settings)
-            await _prepare(pipeline, dsn, ctx.seed)
+            await prepare_pipeline(pipeline, dsn, ctx.seed)
             drained = await _drain(ctx, pipeline, settings, dsn, workload, broker.pid, phase)
             span = await _span(dsn, pipeline)
     result = _result(label, len(workload), span, drained)
@@ -121,7 +121,7 @@ async def _drain(
     ctx: RunContext, pipeline: str, settings: Settings, dsn: str, workload: list[Message], broker_pid: int, phase: str
 ) -> Drained:
     preload_s = await preload(settings, workload) if pipeline != NAIVE else 0.0
-    child = _spawn(ctx, pipeline, settings, dsn, phase)
+    child = spawn_pipeline(ctx, pipeline, settings, dsn, phase)
     joined_wall = None
     try:
         if pipeline == NAIVE:
@@ -162,7 +162,7 @@ async def _join_naive(child: Child, settings: Settings, dsn: str, seed: int) -> 
     return joined
 
 
-async def _prepare(pipeline: str, dsn: str, seed: int) -> None:
+async def prepare_pipeline(pipeline: str, dsn: str, seed: int) -> None:
     if pipeline == HUB:
         await prepare_hub_database(dsn, seed)
         return
@@ -173,7 +173,7 @@ async def _prepare(pipeline: str, dsn: str, seed: int) -> None:
         await conn.close()
 
 
-def _spawn(ctx: RunContext, pipeline: str, settings: Settings, dsn: str, phase: str) -> Child:
+def spawn_pipeline(ctx: RunContext, pipeline: str, settings: Settings, dsn: str, phase: str) -> Child:
     log = ctx.phase_dir(phase) / f"{pipeline}.log"
     if pipeline == HUB:
         return Child.spawn(HUB, python_module("hub", "run"), settings.child_environment(), log, ctx.phase_dir(phase))

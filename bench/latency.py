@@ -8,8 +8,12 @@ event_id. Two effects are timed against it:
 - commit: the commit time of that row's transaction (track_commit_timestamp): when it became visible;
 - alert:  the arrival of the event's alert on its handler queue, read by a consumer in this process.
 
-Every run starts the hub on a fresh broker and database, waits until it has joined its group and
-processed a few warm-up events, then offers the load.
+The floor (bench.floor: consume, one INSERT, re-publish the event that needs attention, commit)
+is offered the same traffic in the same run: its commit and its re-published record's arrival
+are the least this broker, Postgres and box allow, the baseline for the hub's figures.
+
+Every run starts the pipeline on a fresh broker and database, waits until it has joined its group
+and processed a few warm-up events, then offers the load.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,6 +31,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.drain import FLOOR, HUB, prepare_pipeline, spawn_pipeline
 from bench.paced import PacedConfig
 from bench.procstats import CpuMeter, load_average, tree_memory_kb, workers_rss_kb
 from bench.services import (
@@ -60,11 +67,40 @@ FROM coordination_tasks GROUP BY 1
 """
 
 
+# The floor's rows: it has no transaction start to read, only the commit.
+FLOOR_TIMES = """
+SELECT event_id AS source_event_id, NULL::timestamptz AS created_at, pg_xact_commit_timestamp(xmin) AS committed
+FROM bench_events
+"""
+COUNT_FLOOR_EVENTS = "SELECT count(*) FROM bench_events"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Where a pipeline's effects are read: rows counted and timed, alerts and the event each is for."""
+
+    count_sql: str  # events with their effect stored, warm-up included
+    times_sql: str  # source_event_id, created_at (or NULL), committed
+    alert_topics: Callable[[Settings], list[str]]
+    event_id_of: Callable[[dict], str | None]
+
+
+PROBES = {
+    # The clock's alerts (escalations) come from a timer, not an event: not measured here.
+    HUB: Probe(
+        COUNT_TASK_EVENTS, TASK_TIMES, lambda s: list(s.alert_topics), lambda doc: doc["source"].get("event_id")
+    ),
+    # The floor re-publishes the event itself to the exceptions queue.
+    FLOOR: Probe(COUNT_FLOOR_EVENTS, FLOOR_TIMES, lambda s: [s.topic_alerts_exceptions], lambda doc: doc["event_id"]),
+}
+
+
 class AlertListener:
     """Reads the alert queues from their start and notes when each event's alert arrived."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, probe: Probe) -> None:
         self.settings = settings
+        self.probe = probe
         self.arrivals: dict[str, float] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task | None = None
@@ -79,7 +115,7 @@ class AlertListener:
         )
         await self._consumer.start()
         partitions = []
-        for topic in self.settings.alert_topics:
+        for topic in self.probe.alert_topics(self.settings):
             ids = await self._partitions(topic)
             partitions += [TopicPartition(topic, p) for p in ids]
         self._consumer.assign(partitions)
@@ -101,8 +137,7 @@ class AlertListener:
             arrived = time.time()
             for records in batches.values():
                 for r in records:
-                    # The clock's alerts (escalations) come from a timer, not an event: not measured here.
-                    event_id = orjson.loads(r.value)["source"].get("event_id")
+                    event_id = self.probe.event_id_of(orjson.loads(r.value))
                     if event_id is not None:
                         self.arrivals.setdefault(event_id, arrived)
 
@@ -136,10 +171,26 @@ async def running_hub(ctx: RunContext, phase: str, metrics: bool = False):
             try:
                 if port:
                     await _wait_until_all_ready(settings, hub)
-                await _warm_up(settings, dsn, hub, ctx.seed)
+                await _warm_up(settings, dsn, hub, ctx.seed, COUNT_INBOX)
                 yield settings, dsn, hub, broker
             finally:
                 await hub.stop()
+
+
+@asynccontextmanager
+async def running_floor(ctx: RunContext, phase: str):
+    """As `running_hub`, the floor pipeline (one process) in the hub's place."""
+    with fresh_broker(ctx.work_dir, phase) as broker:
+        async with fresh_database(ctx.pg.admin_dsn, phase) as dsn:
+            settings = hub_settings(broker.bootstrap, dsn, workers=1)
+            await create_topics(settings)
+            await prepare_pipeline(FLOOR, dsn, ctx.seed)
+            floor = spawn_pipeline(ctx, FLOOR, settings, dsn, phase)
+            try:
+                await _warm_up(settings, dsn, floor, ctx.seed, COUNT_FLOOR_EVENTS)
+                yield settings, dsn, floor, broker
+            finally:
+                await floor.stop()
 
 
 async def _wait_until_all_ready(settings: Settings, hub: Child) -> None:
@@ -166,12 +217,18 @@ async def _ready(host: str, port: int) -> bool:
     return status == 200
 
 
-async def _warm_up(settings: Settings, dsn: str, hub: Child, seed: int) -> None:
-    """Until the hub has processed a few events, it has not joined its group: don't time that."""
+async def _warm_up(settings: Settings, dsn: str, child: Child, seed: int, count_sql: str) -> None:
+    """Until the pipeline has processed a few events, it has not joined its group: don't time that."""
     events = task_events(seed + 1, datetime(2026, 1, 1, tzinfo=UTC), 1.0)
     await preload(settings, [next(events) for _ in range(WARM_UP_EVENTS)])
     await _wait_for(
-        dsn, COUNT_INBOX, WARM_UP_EVENTS, JOIN_TIMEOUT_S, hub, "the hub to process the warm-up events", required=True
+        dsn,
+        count_sql,
+        WARM_UP_EVENTS,
+        JOIN_TIMEOUT_S,
+        child,
+        f"the {child.name} to process the warm-up events",
+        required=True,
     )
 
 
@@ -231,22 +288,27 @@ def _producer_summary(producer: Child) -> dict:
     return json.loads(lines[-1])
 
 
-async def measure_latency(ctx: RunContext, rate: float, seconds: float, label: str, repeat: int) -> dict:
+async def measure_latency(
+    ctx: RunContext, rate: float, seconds: float, label: str, repeat: int, pipeline: str = HUB
+) -> dict:
+    """`pipeline`: the hub, or the floor as its baseline (same traffic, broker, Postgres and box)."""
     phase = f"latency_{label}_{repeat}"
     ctx.say(f"latency {label} #{repeat + 1}: {rate:,.0f} events/s for {seconds:g}s (load {load_average()})")
     load_before = load_average()
-    async with running_hub(ctx, phase) as (settings, dsn, hub, broker):
-        listener = AlertListener(settings)
+    running = running_floor if pipeline == FLOOR else running_hub
+    async with running(ctx, phase) as (settings, dsn, child, broker):
+        listener = AlertListener(settings, PROBES[pipeline])
         await listener.start()
         try:
-            result = await _offer(ctx, settings, dsn, hub, broker.pid, listener, rate, seconds, phase)
+            result = await _offer(ctx, settings, dsn, child, broker.pid, listener, rate, seconds, phase)
         finally:
             await listener.stop()
-    result.update(load_before=load_before, load_after=load_average())
+    result.update(pipeline=pipeline, load_before=load_before, load_after=load_average())
+    db = result["db"]
     ctx.say(
-        f"  db p50/p95/p99 {result['db']['p50_ms']:.0f}/{result['db']['p95_ms']:.0f}/"
-        f"{result['db']['p99_ms']:.0f} ms, commit p99 {result['commit']['p99_ms']:.0f} ms, "
-        f"alert p99 {result['alert']['p99_ms']:.0f} ms, "
+        f"  {pipeline}: "
+        + (f"db p50/p95/p99 {db['p50_ms']:.0f}/{db['p95_ms']:.0f}/{db['p99_ms']:.0f} ms, " if db["count"] else "")
+        + f"commit p99 {result['commit']['p99_ms']:.0f} ms, alert p99 {result['alert']['p99_ms']:.0f} ms, "
         f"broker {result['cpu_pct'].get('broker', 0):.0f}%"
     )
     return result
@@ -256,7 +318,7 @@ async def _offer(
     ctx: RunContext,
     settings: Settings,
     dsn: str,
-    hub: Child,
+    child: Child,
     broker_pid: int,
     listener: AlertListener,
     rate: float,
@@ -264,14 +326,14 @@ async def _offer(
     phase: str,
 ) -> dict:
     sent_file = ctx.phase_dir(phase) / "sent.tsv"
-    meter = CpuMeter(hub.pid, broker_pid, ctx.pg.pid)
+    meter = CpuMeter(child.pid, broker_pid, ctx.pg.pid)
     first = meter.snapshot()
     producer = _paced(ctx, settings, rate, seconds, phase, sent_file)
     rss_peak = 0
     deadline = time.monotonic() + seconds + 120
     while producer.proc.poll() is None and time.monotonic() < deadline:
-        hub.check_alive()
-        rss_peak = max(rss_peak, tree_memory_kb(hub.pid).get("VmHWM", 0))
+        child.check_alive()
+        rss_peak = max(rss_peak, tree_memory_kb(child.pid).get("VmHWM", 0))
         await asyncio.sleep(0.5)
     await producer.stop(grace_s=5)
     last = meter.snapshot()
@@ -279,15 +341,15 @@ async def _offer(
     sent = _read_sent(sent_file)
     complete = await _wait_for(
         dsn,
-        COUNT_TASK_EVENTS,
+        listener.probe.count_sql,
         len(sent) + WARM_UP_EVENTS,
         SETTLE_TIMEOUT_S,
-        hub,
+        child,
         "every event's task and alert",
         also=lambda: sent.keys() <= listener.arrivals.keys(),
     )
-    rss_peak = max(rss_peak, tree_memory_kb(hub.pid).get("VmHWM", 0))
-    created, committed = await _task_times(dsn)
+    rss_peak = max(rss_peak, tree_memory_kb(child.pid).get("VmHWM", 0))
+    created, committed = await _task_times(dsn, listener.probe.times_sql)
     db = [(t, (created[e] - t) * 1000) for e, t in sent.items() if e in created]
     commit = [(t, (committed[e] - t) * 1000) for e, t in sent.items() if e in committed]
     alert = [(t, (listener.arrivals[e] - t) * 1000) for e, t in sent.items() if e in listener.arrivals]
@@ -321,15 +383,15 @@ def _read_sent(path: Path) -> dict[str, float]:
     return sent
 
 
-async def _task_times(dsn: str) -> tuple[dict[str, float], dict[str, float]]:
-    """By source event id: its first task's created_at, and that transaction's commit time."""
+async def _task_times(dsn: str, sql: str) -> tuple[dict[str, float], dict[str, float]]:
+    """By source event id: its first task's created_at (if known), and that transaction's commit time."""
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch(TASK_TIMES)
+        rows = await conn.fetch(sql)
     finally:
         await conn.close()
     return (
-        {r["source_event_id"]: r["created_at"].timestamp() for r in rows},
+        {r["source_event_id"]: r["created_at"].timestamp() for r in rows if r["created_at"] is not None},
         {r["source_event_id"]: r["committed"].timestamp() for r in rows},
     )
 

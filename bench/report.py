@@ -46,13 +46,19 @@ HEADLINE_KEYS = (
     "rss_mb_peak",
     "latency_rate_eps",
     "hub_task_eps",
+    "floor_commit_p99_ms",
+    "floor_alert_p50_ms",
+    "floor_alert_p99_ms",
+    "alert_p99_over_floor",
 )
+FLOOR_EFFECTS = ("commit", "alert")  # the floor has no transaction start to time
 
 
 def summarize(
     runs: dict, *, options: Options, machine: dict, versions: dict, load: dict, started_at: float, wall_s: float
 ) -> dict:
     drains, fixed, half, soak = runs["drain"], runs["latency_fixed"], runs["latency_half_max"], runs["soak"]
+    floor = runs.get("latency_floor", [])
     eps = {p: spread([r["eps"] for r in rs]) for p, rs in drains.items()}
     summary = {
         "hub_eps": eps["hub"]["median"],
@@ -68,6 +74,7 @@ def summarize(
         **_latency_keys("", fixed),
         "half_max_rate_eps": half[0]["offered_rate"] if half else math.nan,
         **_latency_keys("half_max_", half),
+        **_floor_keys(floor),
         "hub_cpu_pct": spread([r["cpu_pct"]["pipeline"] for r in fixed])["median"],
         "rss_mb_peak": max(
             [r["rss_peak_mb"] for r in drains["hub"] + drains.get("hub_tasks", []) + fixed + half]
@@ -78,14 +85,20 @@ def summarize(
         summary["rss_growth_ratio"] = soak["rss_growth_ratio"]
         if "worker_rss_growth_ratio" in soak:
             summary["worker_rss_growth_ratio"] = soak["worker_rss_growth_ratio"]
+    summary["alert_p99_over_floor"] = _ratio(summary["alert_p99_ms"], summary["floor_alert_p99_ms"])
     summary["spread"] = {
         "eps": eps,
         **{
             f"{prefix}{effect}_{q}": spread([r[effect][f"{q}_ms"] for r in rs])
-            for prefix, rs in (("", fixed), ("half_max_", half))
-            for effect in ("db", "commit", "alert")
+            for prefix, rs, effects in (
+                ("", fixed, ("db", "commit", "alert")),
+                ("half_max_", half, ("db", "commit", "alert")),
+                ("floor_", floor, FLOOR_EFFECTS),
+            )
+            for effect in effects
             for q in ("p50", "p95", "p99")
         },
+        "floor_broker_cpu_pct": spread([r["cpu_pct"]["broker"] for r in floor]),
         "broker_cpu_pct": spread([r["cpu_pct"]["broker"] for r in fixed]),
         "half_max_broker_cpu_pct": spread([r["cpu_pct"]["broker"] for r in half]),
         "startup_to_first_s": {p: spread([r["startup_to_first_s"] for r in rs]) for p, rs in drains.items()},
@@ -128,6 +141,15 @@ def _latency_keys(prefix: str, runs: list[dict]) -> dict:
             keys[f"{prefix}{label}{q}_ms"] = spread([r[effect][f"{q}_ms"] for r in runs])["median"]
     keys[f"{prefix}broker_cpu_pct"] = spread([r["cpu_pct"]["broker"] for r in runs])["median"]
     return keys
+
+
+def _floor_keys(runs: list[dict]) -> dict:
+    """The floor at the fixed rate (absent from runs made before it was measured: NaN)."""
+    return {
+        f"floor_{effect}_{q}_ms": spread([r[effect][f"{q}_ms"] for r in runs])["median"]
+        for effect in FLOOR_EFFECTS
+        for q in ("p50", "p95", "p99")
+    }
 
 
 def _ratio(a: float, b: float) -> float:
@@ -223,21 +245,22 @@ def latency_table(summary: dict) -> Table:
         "p95",
         "p99",
         "broker CPU %",
-        "hub CPU %",
+        "pipeline CPU %",
         "complete",
         "1-min load per run",
     ):
         table.add_column(column, justify="left" if column in ("effect", "1-min load per run") else "right")
-    for prefix, rate, runs in (
-        ("", summary["latency_rate_eps"], summary["runs"]["latency_fixed"]),
-        ("half_max_", summary["half_max_rate_eps"], summary["runs"]["latency_half_max"]),
+    hub_effects = (("db", "task row created_at"), ("commit", "task row committed"), ("alert", "alert on its queue"))
+    floor_effects = (("commit", "floor: row committed"), ("alert", "floor: alert on its queue"))
+    for prefix, rate, runs, effects in (
+        ("floor_", summary["latency_rate_eps"], summary["runs"].get("latency_floor", []), floor_effects),
+        ("", summary["latency_rate_eps"], summary["runs"]["latency_fixed"], hub_effects),
+        ("half_max_", summary["half_max_rate_eps"], summary["runs"]["latency_half_max"], hub_effects),
     ):
-        for effect, label in (
-            ("db", "task row created_at"),
-            ("commit", "task row committed"),
-            ("alert", "alert on its queue"),
-        ):
-            first = effect == "db"
+        if not runs:
+            continue
+        for effect, label in effects:
+            first = effect == effects[0][0]
             share = rate / summary["hub_task_eps"] if summary.get("hub_task_eps") else math.nan
             table.add_row(
                 f"{rate:,.0f}" if first else "",
@@ -268,6 +291,12 @@ def print_report(console: Console, summary: dict) -> None:
             f"{summary['hub_single_over_naive']:.3g} x naive"
         )
     console.print(latency_table(summary))
+    if not math.isnan(summary.get("alert_p99_over_floor", math.nan)):
+        console.print(
+            f"alert p99 at {summary['latency_rate_eps']:,.0f}/s: hub {summary['alert_p99_ms']:,.0f} ms, "
+            f"{summary['alert_p99_over_floor']:.3g} x the floor's {summary['floor_alert_p99_ms']:,.0f} ms "
+            f"(the floor re-publishes straight after its commit; the hub through its outbox relay)"
+        )
     memory = f"hub peak RSS {summary['rss_mb_peak']:.0f} MB"
     soak = summary["runs"]["soak"]
     if soak:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
 
-from bench.drain import PIPELINES, measure_drain
+from bench.drain import FLOOR, PIPELINES, measure_drain
 from bench.latency import measure_latency, measure_soak
 from bench.options import Options
 from bench.procstats import load_average, machine
@@ -79,10 +79,12 @@ async def _measure(ctx: RunContext, options: Options, workload: list, tasks: lis
     half_rate = round(options.half_max_share * median(r["eps"] for r in drains[HUB_TASKS]))
     if options.half_max_cap is not None:
         half_rate = min(half_rate, round(options.half_max_cap))
-    fixed, half = [], []
+    fixed, half, floor = [], [], []
     for repeat in range(options.repeat):
+        # The floor at the fixed rate: what this broker, Postgres and box allow the hub's latency.
+        floor.append(await measure_latency(ctx, options.latency_rate, options.latency_seconds, "floor", repeat, FLOOR))
         fixed.append(await measure_latency(ctx, options.latency_rate, options.latency_seconds, "fixed", repeat))
         half.append(await measure_latency(ctx, half_rate, options.latency_seconds, "half_max", repeat))
     soak_rate = options.soak_rate or options.latency_rate
     soak = await measure_soak(ctx, soak_rate, options.soak_minutes) if options.soak_minutes else None
-    return {"drain": drains, "latency_fixed": fixed, "latency_half_max": half, "soak": soak}
+    return {"drain": drains, "latency_fixed": fixed, "latency_half_max": half, "latency_floor": floor, "soak": soak}

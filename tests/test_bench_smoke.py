@@ -46,7 +46,7 @@ def test_small_preset_writes_every_headline_figure(tmp_path: Path) -> None:
     for pipeline, runs in summary["runs"]["drain"].items():
         for r in runs:
             assert r["rows"] == r["events"], f"{pipeline} stored {r['rows']} of {r['events']} events"
-    for kind in ("latency_fixed", "latency_half_max"):
+    for kind in ("latency_fixed", "latency_half_max", "latency_floor"):
         for r in summary["runs"][kind]:
             seen = {k: r[k] for k in ("complete", "missing_tasks", "missing_alerts", "sent")}
             assert r["complete"] and r["missing_tasks"] == 0 and r["missing_alerts"] == 0, (seen, output[-3000:])
@@ -55,5 +55,5 @@ def test_small_preset_writes_every_headline_figure(tmp_path: Path) -> None:
         assert summary["machine"][key]
     for package in ("python", "aiokafka", "faststream", "asyncpg", "pydantic", "postgres", "tansu"):
         assert summary["versions"][package] not in ("", "unknown", "not installed"), package
-    for row in ("floor", "naive", "hub", "task row created_at", "alert on its queue"):
+    for row in ("floor", "naive", "hub", "task row created_at", "alert on its queue", "floor: alert on its"):
         assert row in run.stdout, f"the printed table lacks {row!r}"

@@ -26,3 +26,11 @@ def test_medians_of_the_repeats_and_alert_over_task() -> None:
     assert row["alert_over_task_p99"] == round(150 / 90, 2)
     assert row["alert_after_commit_p99_ms"] == 60
     assert row["box_busy_pct"] == 120.0
+
+
+def test_the_floor_at_the_same_rate_is_the_baseline_of_the_alert_p99() -> None:
+    floor = [_run(30, 60, 20), _run(40, 80, 30), _run(35, 70, 25)]
+    row = _summary(2000.0, [_run(80, 120, 40), _run(100, 300, 200), _run(90, 150, 60)], floor)
+    assert row["floor_alert_p99_ms"] == 70 and row["floor_commit_p99_ms"] == 45
+    assert row["alert_p99_over_floor"] == round(150 / 70, 2)
+    assert _summary(2000.0, [_run(80, 120, 40)])["alert_p99_over_floor"] is None, "no floor runs: no ratio"
