@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
@@ -542,7 +544,21 @@ def _pdf_setup() -> tuple[Any, Any, Any]:
     fetcher = FontOnly()
     config = FontConfiguration()
     font_css = CSS(string=fonts.font_face_css(), font_config=config, url_fetcher=fetcher)
+    _remove_font_copy_at_exit(config)
     return config, font_css, fetcher
+
+
+def _remove_font_copy_at_exit(config: Any) -> None:
+    """WeasyPrint copies the font (8 MB) into a temporary folder and removes it in the font
+    configuration's __del__, which for this process-long configuration runs at interpreter exit,
+    after its module is torn down: it failed ("Exception ignored in ... __del__") and left the copy
+    in /tmp, once per process that ever made a PDF. A multiprocessing finalizer runs earlier, and
+    also in the report processes (`HUB_REPORT_PROCESSES`), which exit without atexit handlers."""
+    folder = getattr(config, "_folder", None)  # WeasyPrint's own attribute: absent, nothing to do
+    if folder is None:
+        return
+    config._folder = None  # its __del__ then has nothing left to remove
+    Finalize(config, shutil.rmtree, args=(folder,), kwargs={"ignore_errors": True}, exitpriority=0)
 
 
 def to_pdf(html: str) -> bytes:
