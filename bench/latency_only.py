@@ -10,6 +10,7 @@ runs only.
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -77,7 +78,7 @@ def _summary(rate: float, runs: list[dict], floor: Sequence[dict] = ()) -> dict:
         for q in ("p50", "p99"):
             row[f"floor_{effect}_{q}_ms"] = spread([r[effect][f"{q}_ms"] for r in floor])["median"]
     floor_p99 = row["floor_alert_p99_ms"]
-    row["alert_p99_over_floor"] = round(row["alert_p99_ms"] / floor_p99, 2) if floor_p99 == floor_p99 else None
+    row["alert_p99_over_floor"] = None if math.isnan(floor_p99) else round(row["alert_p99_ms"] / floor_p99, 2)
     row["box_busy_pct"] = spread([r["cpu_pct"].get("box_busy", 0) for r in runs])["median"]
     row["broker_cpu_pct"] = spread([r["cpu_pct"].get("broker", 0) for r in runs])["median"]
     row["hub_cpu_pct"] = spread([r["cpu_pct"].get("pipeline", 0) for r in runs])["median"]

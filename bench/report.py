@@ -51,6 +51,7 @@ HEADLINE_KEYS = (
     "floor_alert_p99_ms",
     "alert_p99_over_floor",
 )
+HUB_EFFECTS = ("db", "commit", "alert")
 FLOOR_EFFECTS = ("commit", "alert")  # the floor has no transaction start to time
 
 
@@ -74,7 +75,7 @@ def summarize(
         **_latency_keys("", fixed),
         "half_max_rate_eps": half[0]["offered_rate"] if half else math.nan,
         **_latency_keys("half_max_", half),
-        **_floor_keys(floor),
+        **_latency_keys("floor_", floor, FLOOR_EFFECTS),
         "hub_cpu_pct": spread([r["cpu_pct"]["pipeline"] for r in fixed])["median"],
         "rss_mb_peak": max(
             [r["rss_peak_mb"] for r in drains["hub"] + drains.get("hub_tasks", []) + fixed + half]
@@ -91,8 +92,8 @@ def summarize(
         **{
             f"{prefix}{effect}_{q}": spread([r[effect][f"{q}_ms"] for r in rs])
             for prefix, rs, effects in (
-                ("", fixed, ("db", "commit", "alert")),
-                ("half_max_", half, ("db", "commit", "alert")),
+                ("", fixed, HUB_EFFECTS),
+                ("half_max_", half, HUB_EFFECTS),
                 ("floor_", floor, FLOOR_EFFECTS),
             )
             for effect in effects
@@ -134,22 +135,15 @@ def _single_process_keys(eps: dict) -> dict:
     }
 
 
-def _latency_keys(prefix: str, runs: list[dict]) -> dict:
+def _latency_keys(prefix: str, runs: list[dict], effects: tuple[str, ...] = HUB_EFFECTS) -> dict:
+    """Medians of the repeats (NaN without runs: the floor's, in runs made before it was measured)."""
     keys = {}
-    for effect, label in (("db", ""), ("commit", "commit_"), ("alert", "alert_")):
+    for effect in effects:
+        label = "" if effect == "db" else f"{effect}_"
         for q in ("p50", "p95", "p99"):
             keys[f"{prefix}{label}{q}_ms"] = spread([r[effect][f"{q}_ms"] for r in runs])["median"]
     keys[f"{prefix}broker_cpu_pct"] = spread([r["cpu_pct"]["broker"] for r in runs])["median"]
     return keys
-
-
-def _floor_keys(runs: list[dict]) -> dict:
-    """The floor at the fixed rate (absent from runs made before it was measured: NaN)."""
-    return {
-        f"floor_{effect}_{q}_ms": spread([r[effect][f"{q}_ms"] for r in runs])["median"]
-        for effect in FLOOR_EFFECTS
-        for q in ("p50", "p95", "p99")
-    }
 
 
 def _ratio(a: float, b: float) -> float:
