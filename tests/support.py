@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from hub.config import Settings
 from hub.dev import databases
@@ -24,6 +24,20 @@ from hub.runtime import HubRuntime
 from producers.feeds import CallCentreFeed, CarrierFeed, WarehouseFeed
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+
+
+class FakeConsumer:
+    """What hub.inbound.InboundBatches needs of a Kafka consumer: commits and seeks, recorded."""
+
+    def __init__(self) -> None:
+        self.commits: list[int] = []
+        self.seeks: list[int] = []
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.extend(offsets.values())
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append(offset)
 
 
 def at(minutes: float) -> str:

@@ -15,7 +15,7 @@ from hub.migrate import apply_migrations
 from hub.pipeline import Pipeline
 from hub.runtime import build_pipeline
 from hub.store.batch import apply_batch
-from tests.support import call_log, carrier_update, isolated_settings, shipment_event
+from tests.support import FakeConsumer, call_log, carrier_update, isolated_settings, shipment_event
 
 pytestmark = pytest.mark.postgres
 TABLES = (
@@ -216,19 +216,6 @@ async def test_a_carrier_first_damage_is_told_to_the_customer_once_known(pool, s
     assert await pool.fetchval("SELECT count(*) FROM customer_notifications") == 2
 
 
-class Consumer:
-    """What InboundBatches needs of a Kafka consumer: commits and seeks, recorded."""
-
-    def __init__(self) -> None:
-        self.seeks: list[int] = []
-
-    async def commit(self, offsets) -> None:
-        pass
-
-    def seek(self, tp, offset: int) -> None:
-        self.seeks.append(offset)
-
-
 async def test_the_first_copy_in_partition_order_wins_when_two_batches_are_in_flight(pool, settings):
     """An event_id's original late in one batch, a conflicting copy early in the next, both batches
     stored at once (as the consumer does): the original is processed and the copy dead-lettered,
@@ -236,7 +223,7 @@ async def test_the_first_copy_in_partition_order_wins_when_two_batches_are_in_fl
     topic, rounds, filler = settings.topic_call_logs, 12, 300
     p = pipeline(pool, settings)
     batches = InboundBatches(lambda: p, depth=2, max_records=2 * filler)
-    consumer, offset, originals = Consumer(), 0, {}
+    consumer, offset, originals = FakeConsumer(), 0, {}
 
     def polled(events: list[dict]) -> tuple:
         nonlocal offset

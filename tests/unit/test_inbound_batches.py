@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 
-from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from hub.inbound import InboundBatches
 from hub.pipeline import Stopping
 from hub.store.batch import BatchOutcome
+from tests.support import FakeConsumer
 
 TOPIC = "shipment.events"
 
@@ -39,18 +39,6 @@ class FakePipeline:
             raise Stopping("Postgres away")
         self.stored.append([r.offset for r in accepted])
         return BatchOutcome(processed=len(accepted))
-
-
-class FakeConsumer:
-    def __init__(self) -> None:
-        self.commits: list[int] = []
-        self.seeks: list[int] = []
-
-    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        self.commits.extend(offsets.values())
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.seeks.append(offset)
 
 
 async def handled(batches: InboundBatches, consumer: FakeConsumer, *polls: tuple) -> None:
