@@ -89,7 +89,7 @@ class InboundBatches:
         decoded = pipeline.decode([_record(r) for r in records])
         turn = self._last_turn = InboxTurn(self._last_turn)
         task = asyncio.create_task(pipeline.store(*decoded, turn=turn), name="store-batch")
-        task.add_done_callback(lambda _: turn.claimed())  # also if cancelled before it ever ran
+        task.add_done_callback(lambda _: turn.claimed())  # however it ends, even cancelled before it ran
         self._in_flight.append(_InFlight(task, _spans(records), len(records), started))
         # Commit as soon as it is stored, even if no further batch arrives to wait on it.
         task.add_done_callback(lambda _: self._background.add(asyncio.create_task(self._settle_done(consumer))))

@@ -55,7 +55,8 @@ class InboxTurn:
             self._previous = None  # the chain behind a claimed turn is not needed any more
 
     def claimed(self) -> None:
-        """Also called when the batch ends without claiming (failed, cancelled): never block the next."""
+        """Called by the claim, and by InboundBatches when the batch's task ends however it ends
+        (failed, cancelled, even before it ran): the next batch never waits on one that is gone."""
         self._claimed.set()
 
 
@@ -113,8 +114,8 @@ class Pipeline:
         With a `turn`, its inbox claim waits for the batch read before it to claim first.
         """
         turn = turn or InboxTurn()
+        await turn.wait()
         try:
-            await turn.wait()
             outcome = await self._with_retry(accepted, rejected, turn)
         except Stopping:
             raise
@@ -125,8 +126,6 @@ class Pipeline:
                 exc_info=not isinstance(exc, asyncpg.PostgresError),
             )
             outcome = await self._one_by_one(accepted, rejected, turn)
-        finally:
-            turn.claimed()
         outcome.records = len(accepted) + len(rejected)
         return outcome
 
